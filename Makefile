@@ -1,0 +1,42 @@
+# psbench — set-up and common commands. `make run` and `make test` do all the set-up on Debian 12.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+THREADS ?= $(shell nproc)
+export CCACHE_SLOPPINESS = pch_defines,time_macros,include_file_mtime,include_file_ctime
+export CCACHE_DIR ?= $(HOME)/.cache/psbench-ccache
+
+# Debian packages psbench needs (see ../shared/reference/TOOLCHAIN.md).
+DEB_PACKAGES = cmake g++ make ccache git libtorch-dev libyaml-cpp-dev libhdf5-dev \
+  libboost-program-options-dev catch2 libbenchmark-dev libstb-dev libopenblas0-pthread \
+  dataset-fashion-mnist python3-h5py python3-numpy python3-scipy
+
+.PHONY: deps build run test bench clean
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: missing Debian packages: $$missing — run 'sudo make deps' (apt-get needs root)"; exit 1; fi; \
+	  echo "make deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make deps: all Debian packages present"; fi
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: deps build
+	mkdir -p results
+	$(BUILD_DIR)/psbench run experiments/quick.yaml --out results/quick.h5 --threads $(THREADS) --fresh
+	$(BUILD_DIR)/psbench report results/quick.h5
+
+test: deps build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+bench: deps build
+	$(BUILD_DIR)/benchmarks/psbench_bench
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,15 @@
+# Writes OUT with the current git revision of SRC; leaves it untouched when unchanged.
+execute_process(COMMAND git -C ${SRC} describe --always --dirty --abbrev=12
+  OUTPUT_VARIABLE REV OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE RC)
+if(NOT RC EQUAL 0 OR REV STREQUAL "")
+  set(REV "unknown")
+endif()
+set(CONTENT "namespace psbench { const char* git_revision() { return \"${REV}\"; } }\n")
+if(EXISTS ${OUT})
+  file(READ ${OUT} OLD)
+else()
+  set(OLD "")
+endif()
+if(NOT OLD STREQUAL CONTENT)
+  file(WRITE ${OUT} "${CONTENT}")
+endif()

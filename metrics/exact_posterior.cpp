@@ -1,0 +1,102 @@
+// Metrics against the exact posterior of an analytic prior, and the plain error to the ground truth.
+#include <cmath>
+
+#include "core/rng.h"
+#include "metrics/metric.h"
+
+namespace psbench {
+
+at::Tensor wasserstein2_sq_sorted(const at::Tensor& a, const at::Tensor& b) {
+  // Quantile functions are step functions with jumps at i/n and j/m; integrate (Qa - Qb)^2 over the
+  // merged breakpoints. Exact for empirical measures of any sizes.
+  const int64_t n = a.size(0), m = b.size(0);
+  std::vector<double> cuts;
+  cuts.reserve(n + m);
+  for (int64_t i = 1; i <= n; ++i) cuts.push_back(static_cast<double>(i) / n);
+  for (int64_t j = 1; j <= m; ++j) cuts.push_back(static_cast<double>(j) / m);
+  std::sort(cuts.begin(), cuts.end());
+  std::vector<int64_t> ia, ib;
+  std::vector<double> w;
+  double prev = 0;
+  for (double u : cuts) {
+    if (u - prev <= 1e-15) continue;
+    const double mid = 0.5 * (prev + u);
+    ia.push_back(std::min<int64_t>(n - 1, static_cast<int64_t>(std::floor(mid * n))));
+    ib.push_back(std::min<int64_t>(m - 1, static_cast<int64_t>(std::floor(mid * m))));
+    w.push_back(u - prev);
+    prev = u;
+  }
+  auto opts = at::TensorOptions().dtype(at::kDouble);
+  auto qa = a.to(at::kDouble).index_select(0, at::tensor(ia, at::kLong));
+  auto qb = b.to(at::kDouble).index_select(0, at::tensor(ib, at::kLong));
+  auto wt = at::tensor(w, opts).unsqueeze(1);
+  return ((qa - qb).pow(2) * wt).sum(0);
+}
+
+double sliced_wasserstein(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen) {
+  auto af = a.flatten(1).to(at::kDouble), bf = b.flatten(1).to(at::kDouble);
+  auto theta = at::randn({af.size(1), projections}, gen, at::TensorOptions().dtype(at::kDouble));
+  theta = theta / theta.norm(2, 0, true);
+  auto pa = std::get<0>(af.matmul(theta).sort(0));
+  auto pb = std::get<0>(bf.matmul(theta).sort(0));
+  return std::sqrt(wasserstein2_sq_sorted(pa, pb).mean().item<double>());
+}
+
+namespace {
+
+class SlicedWasserstein : public Metric {
+ public:
+  explicit SlicedWasserstein(const Options& o)
+      : projections_(o.get_int("projections")), reference_(o.get_int("reference_samples")) {}
+  bool lower_is_better() const override { return true; }
+  MetricLevel level() const override { return MetricLevel::PerMeasurement; }
+  bool needs_exact_posterior() const override { return true; }
+  double compute(const MetricInput& in) const override {
+    auto ref_gen = make_generator(derive_seed({in.measurement_seed, static_cast<uint64_t>(Stream::Reference)}));
+    auto ref = in.exact->sample(reference_, ref_gen);
+    auto proj_gen = make_generator(derive_seed({in.measurement_seed, static_cast<uint64_t>(Stream::Metric), 1}));
+    return sliced_wasserstein(in.samples, ref, projections_, proj_gen);
+  }
+
+ private:
+  int64_t projections_, reference_;
+};
+
+class PosteriorMeanRmse : public Metric {
+ public:
+  bool lower_is_better() const override { return true; }
+  bool needs_exact_posterior() const override { return true; }
+  double compute(const MetricInput& in) const override {
+    auto m = in.samples.to(at::kDouble).mean(0).flatten();
+    auto t = in.exact->mean().to(at::kDouble).flatten();
+    return (m - t).pow(2).mean().sqrt().item<double>();
+  }
+};
+
+class MseToTruth : public Metric {
+ public:
+  bool lower_is_better() const override { return true; }
+  MetricLevel level() const override { return MetricLevel::PerSample; }
+  double compute(const MetricInput& in) const override {
+    auto d = in.samples.to(at::kDouble).flatten(1) - in.x_true.to(at::kDouble).flatten().unsqueeze(0);
+    return d.pow(2).mean(1).mean().item<double>();
+  }
+};
+
+MetricRegistrar reg_sw({"sliced_wasserstein",
+                        "SW_2 distance between the samples and exact-posterior draws (sqrt of mean W_2^2 "
+                        "over random directions)",
+                        {OptionSpec::integer("projections", 1000, "random unit directions").at_least(1),
+                         OptionSpec::integer("reference_samples", 2000,
+                                             "exact-posterior draws (same for every sampler of a measurement)")
+                             .at_least(2)},
+                        [](const Options& o) { return std::make_unique<SlicedWasserstein>(o); }});
+MetricRegistrar reg_mean({"posterior_mean_rmse",
+                          "RMSE per coordinate between the sample mean and the exact posterior mean",
+                          {},
+                          [](const Options&) { return std::make_unique<PosteriorMeanRmse>(); }});
+MetricRegistrar reg_mse({"mse_to_truth", "mean over samples of the per-coordinate squared error to x*", {},
+                         [](const Options&) { return std::make_unique<MseToTruth>(); }});
+
+}  // namespace
+}  // namespace psbench

@@ -1,0 +1,82 @@
+#pragma once
+// Typed options of a registered component (task, dataset, prior, sampler, metric).
+// A component declares its options once as OptionSpecs; experiment files are validated against them,
+// so unknown keys, wrong types and out-of-range values are errors, never ignored or clamped.
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace YAML { class Node; }
+
+namespace psbench {
+
+using OptionValue = std::variant<bool, int64_t, double, std::string>;
+
+enum class OptionType { Bool, Int, Real, Choice, Text };
+
+struct OptionSpec {
+  std::string key;
+  OptionType type = OptionType::Real;
+  OptionValue default_value;
+  std::string help;
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  bool min_exclusive = false;
+  std::vector<std::string> choices;  // for Choice
+  // Execution details (batch sizes...) that must not change results: left out of cell keys.
+  bool execution_only = false;
+
+  // Fluent builders used by registrations.
+  static OptionSpec real(std::string key, double def, std::string help);
+  static OptionSpec integer(std::string key, int64_t def, std::string help);
+  static OptionSpec boolean(std::string key, bool def, std::string help);
+  static OptionSpec choice(std::string key, std::string def, std::vector<std::string> choices, std::string help);
+  static OptionSpec text(std::string key, std::string def, std::string help);
+  OptionSpec& at_least(double lo) { min = lo; min_exclusive = false; return *this; }
+  OptionSpec& above(double lo) { min = lo; min_exclusive = true; return *this; }
+  OptionSpec& at_most(double hi) { max = hi; return *this; }
+  OptionSpec& execution() { execution_only = true; return *this; }
+
+  std::string type_name() const;
+  std::string describe() const;  // "key (type, default D, range): help"
+};
+
+std::string format_value(const OptionValue& v);  // canonical text: %.17g for reals
+
+// Resolved options of one component: every declared key present, typed.
+class Options {
+ public:
+  Options() = default;
+  Options(std::string component, std::map<std::string, OptionValue> values,
+          std::set<std::string> execution_only = {})
+      : component_(std::move(component)), values_(std::move(values)), execution_only_(std::move(execution_only)) {}
+  const std::string& component() const { return component_; }
+  bool get_bool(const std::string& key) const;
+  int64_t get_int(const std::string& key) const;
+  double get_real(const std::string& key) const;
+  const std::string& get_string(const std::string& key) const;
+  const std::map<std::string, OptionValue>& values() const { return values_; }
+  void set(const std::string& key, OptionValue v) { values_[key] = std::move(v); }
+  // Canonical one-line form "name{k=v,...}", sorted keys, execution-only keys left out; the basis of
+  // stable keys.
+  std::string canonical() const;
+
+ private:
+  const OptionValue& at(const std::string& key) const;
+  std::string component_;
+  std::map<std::string, OptionValue> values_;
+  std::set<std::string> execution_only_;
+};
+
+// Parses one scalar YAML node against its spec; `context` prefixes the error message.
+OptionValue parse_option(const OptionSpec& spec, const YAML::Node& node, const std::string& context);
+void check_range(const OptionSpec& spec, const OptionValue& v, const std::string& context);
+// Fills in defaults for keys not given; validates a fully specified map.
+Options resolve_options(const std::string& component, const std::vector<OptionSpec>& specs,
+                        std::map<std::string, OptionValue> given);
+
+}  // namespace psbench

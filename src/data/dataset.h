@@ -1,0 +1,25 @@
+#pragma once
+// Ground-truth sources. The measurement index selects x* deterministically.
+#include <ATen/ATen.h>
+
+#include "core/options.h"
+#include "core/registry.h"
+#include "operators/operator.h"
+#include "priors/prior.h"
+
+namespace psbench {
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  // True when x* is drawn from the prior itself (then the prior is part of the measurement key).
+  virtual bool uses_prior() const = 0;
+  virtual Shape shape(const Prior& prior) const = 0;
+  // x* for measurement `index`, [*shape]; `gen` is keyed on the measurement only.
+  virtual at::Tensor ground_truth(int64_t index, const Prior& prior, at::Generator& gen) const = 0;
+};
+
+using DatasetRegistry = Registry<Dataset>;
+using DatasetRegistrar = Registrar<Dataset>;
+
+}  // namespace psbench

@@ -1,0 +1,44 @@
+#pragma once
+// Experiment files: YAML grids of tasks x datasets x priors x samplers; every option given as a list is
+// swept and the cartesian product gives the cells.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/options.h"
+
+namespace psbench {
+
+struct CellSpec {
+  std::string experiment;
+  uint64_t seed = 0;
+  int64_t measurements = 1;
+  int64_t samples_per_measurement = 1;
+  int64_t nfe_budget = 0;  // 0 = no limit
+  bool store_samples = false;
+  Options task, dataset, prior, sampler;
+  std::vector<Options> metrics;
+  bool metrics_explicit = false;  // user-chosen metrics must all be computable
+
+  // Canonical description of everything that determines the results; the basis of key().
+  std::string canonical() const;
+  std::string key() const;  // 16 hex digits
+  // Seed of measurement `index`: depends on (seed, task, dataset, prior if x* comes from it) only.
+  uint64_t measurement_seed(int64_t index, bool dataset_uses_prior) const;
+  std::string yaml() const;  // resolved configuration, stored with results
+};
+
+struct Experiment {
+  std::string name;
+  std::string path;
+  std::vector<CellSpec> cells;
+};
+
+// Throws ConfigError naming the file, the key and the offending value.
+Experiment load_experiment(const std::string& path);
+Experiment parse_experiment_text(const std::string& text, const std::string& path);
+
+// Flattened "section.key" -> value text of a stored cell config (for reports).
+std::vector<std::pair<std::string, std::string>> flatten_config(const std::string& yaml_text);
+
+}  // namespace psbench

@@ -1,0 +1,125 @@
+#include "runner/report.h"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "runner/experiment.h"
+
+namespace psbench {
+
+namespace {
+
+std::string mean_se(const at::Tensor& t) {
+  auto v = t.to(at::kDouble);
+  const int64_t n = v.numel();
+  if (n == 0) return "—";
+  const double mean = v.mean().item<double>();
+  char buf[64];
+  if (n < 2) {
+    std::snprintf(buf, sizeof buf, "%.4g", mean);
+  } else {
+    const double se = v.std().item<double>() / std::sqrt(static_cast<double>(n));
+    std::snprintf(buf, sizeof buf, "%.4g ± %.2g", mean, se);
+  }
+  return buf;
+}
+
+std::string fmt(double x, const char* f) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, x);
+  return buf;
+}
+
+const at::Tensor* find(const CellRecord& c, const std::string& k) {
+  auto it = c.arrays.find(k);
+  return it == c.arrays.end() ? nullptr : &it->second;
+}
+
+}  // namespace
+
+std::string markdown_report(const std::vector<CellRecord>& cells) {
+  if (cells.empty()) return "(no complete cells)\n";
+  // Columns: config keys whose value differs between cells, plus the sampler name.
+  std::vector<std::map<std::string, std::string>> configs;
+  std::map<std::string, std::set<std::string>> distinct;
+  std::vector<std::string> order;
+  for (const auto& c : cells) {
+    std::map<std::string, std::string> flat;
+    for (const auto& [k, v] : flatten_config(c.attr("config"))) {
+      flat[k] = v;
+      if (!distinct.count(k)) order.push_back(k);
+      distinct[k].insert(v);
+    }
+    configs.push_back(std::move(flat));
+  }
+  std::vector<std::string> columns;
+  for (const auto& k : order)
+    if (k == "sampler.name" || (distinct[k].size() > 1 && k != "experiment")) columns.push_back(k);
+  // Cells missing a key (other component) show "—"; name columns always come first within a section.
+  std::set<std::string> metric_names;
+  bool any_status = false, any_diverged_chain = false;
+  for (const auto& c : cells) {
+    for (const auto& [k, t] : c.arrays)
+      if (k.rfind("metrics/", 0) == 0) metric_names.insert(k.substr(8));
+    if (c.attr("status") != "ok") any_status = true;
+    if (auto d = find(c, "chains/diverged"); d && d->sum().item<int64_t>() > 0) any_diverged_chain = true;
+  }
+  std::map<std::string, std::string> arrows;
+  for (const auto& c : cells)
+    for (const auto& m : metric_names)
+      if (c.has_attr("metric:" + m)) arrows[m] = c.attr("metric:" + m) == "lower_is_better" ? " ↓" : " ↑";
+
+  std::string header = "| cell |", rule = "|---|";
+  for (const auto& k : columns) { header += " " + k + " |"; rule += "---|"; }
+  for (const auto& m : metric_names) { header += " " + m + arrows[m] + " |"; rule += "---|"; }
+  header += " NFE warm-up | NFE chain | warm-up s | sampling s |";
+  rule += "---|---|---|---|";
+  if (any_diverged_chain) { header += " diverged chains |"; rule += "---|"; }
+  if (any_status) { header += " status |"; rule += "---|"; }
+  std::string out = header + "\n" + rule + "\n";
+
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const auto& c = cells[i];
+    std::string row = "| " + c.key.substr(0, 8) + " |";
+    for (const auto& k : columns) {
+      auto it = configs[i].find(k);
+      row += " " + (it == configs[i].end() ? std::string("—") : it->second) + " |";
+    }
+    for (const auto& m : metric_names) {
+      const auto* t = find(c, "metrics/" + m);
+      row += " " + (t ? mean_se(*t) : std::string("—")) + " |";
+    }
+    auto nfe = [&](const char* a, const char* b) {
+      const auto* ta = find(c, a);
+      const auto* tb = find(c, b);
+      if (!ta || !tb) return std::string("—");
+      double fb = tb->to(at::kDouble).mean().item<double>(), f = ta->to(at::kDouble).mean().item<double>();
+      return fmt(fb, "%.0f") + (f > 0 ? " (+" + fmt(f, "%.0f") + " fwd)" : "");
+    };
+    row += " " + nfe("nfe/warmup_forward", "nfe/warmup_forward_backward") + " |";
+    row += " " + nfe("nfe/chain_forward", "nfe/chain_forward_backward") + " |";
+    const auto* ws = find(c, "time/warmup_seconds");
+    const auto* ss = find(c, "time/sampling_seconds");
+    row += " " + (ws ? fmt(ws->mean().item<double>(), "%.3g") : "—") + " |";
+    row += " " + (ss ? fmt(ss->mean().item<double>(), "%.3g") : "—") + " |";
+    if (any_diverged_chain) {
+      const auto* d = find(c, "chains/diverged");
+      row += " " + (d ? std::to_string(d->sum().item<int64_t>()) + "/" +
+                            std::to_string(std::stoll(c.attributes.count("chains") ? c.attr("chains") : "0") * d->numel())
+                      : std::string("—")) + " |";
+    }
+    if (any_status) {
+      std::string st = c.attr("status");
+      if (st != "ok" && c.has_attr("message") && !c.attr("message").empty()) st += ": " + c.attr("message");
+      row += " " + st + " |";
+    }
+    out += row + "\n";
+  }
+  out += "\nNFE: network (or exact-score) evaluations per measurement with a backward pass; forward-only "
+         "evaluations in parentheses. Metrics: mean ± standard error over measurements.\n";
+  return out;
+}
+
+}  // namespace psbench

@@ -1,0 +1,49 @@
+#pragma once
+// The runner: the only place that wires dataset, task, prior, sampler, metrics and store. No
+// task- or sampler-specific branches: everything comes from the registries.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "priors/prior.h"
+#include "runner/experiment.h"
+#include "store/result_store.h"
+
+namespace psbench {
+
+// Builds each distinct (prior config, seed) once.
+class PriorCache {
+ public:
+  const Prior& get(const Options& prior, uint64_t seed);
+
+ private:
+  std::map<std::string, std::unique_ptr<Prior>> priors_;
+};
+
+struct RunOptions {
+  int threads = 1;
+  std::string device = "cpu";
+  std::function<void(const std::string&)> log;  // progress lines; may be empty
+};
+
+struct RunSummary {
+  int total = 0, skipped = 0, ok = 0, diverged = 0, failed = 0;
+};
+
+const char* git_revision();
+
+// psbench version, git revision, LibTorch version, threads, device, build type.
+std::map<std::string, std::string> provenance(const RunOptions& opts);
+
+// Checks every cell before any work: component construction, divisibility, shapes, NFE budget and
+// metric availability. Throws ConfigError naming the file and the cell.
+void validate_experiment(const Experiment& ex, PriorCache& priors);
+
+// Runs one cell; runtime failures and divergences are recorded in the returned record's status.
+CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts);
+
+// Runs every cell not already complete in `store`, writing each cell atomically.
+RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOptions& opts);
+
+}  // namespace psbench

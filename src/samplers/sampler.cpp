@@ -1,0 +1,53 @@
+#include "samplers/sampler.h"
+
+#include <chrono>
+
+namespace psbench {
+
+at::Tensor Problem::generate(const at::Tensor& z, bool with_grad, NfeCount& count) const {
+  const auto& g = generator("");
+  (with_grad ? count.forward_backward : count.forward) += z.size(0) * g.evaluations_per_call();
+  return g.generate(z);
+}
+
+at::Tensor Problem::denoise(const at::Tensor& x, const at::Tensor& sigma, bool with_grad, NfeCount& count) const {
+  const auto& d = denoiser("");
+  (with_grad ? count.forward_backward : count.forward) += x.size(0);
+  return d.denoise(x, sigma);
+}
+
+at::Tensor Problem::potential(const at::Tensor& x) const { return noise_.potential(y_, op_.forward(x)); }
+
+const Generator& Problem::generator(const std::string& sampler) const {
+  if (!prior_.generator())
+    throw ConfigError((sampler.empty() ? std::string("sampler") : "sampler " + sampler) + ": prior '" +
+                      prior_.name() + "' has no generator Phi(z)");
+  return *prior_.generator();
+}
+
+const Denoiser& Problem::denoiser(const std::string& sampler) const {
+  if (!prior_.denoiser())
+    throw ConfigError((sampler.empty() ? std::string("sampler") : "sampler " + sampler) + ": prior '" +
+                      prior_.name() + "' has no denoiser D(x, sigma)");
+  return *prior_.denoiser();
+}
+
+Stopwatch::Stopwatch()
+    : start_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch()).count()) {}
+
+double Stopwatch::seconds() const {
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch()).count();
+  return static_cast<double>(now - start_ns_) * 1e-9;
+}
+
+at::Tensor randn_per_chain(std::vector<at::Generator>& gens, const std::vector<int64_t>& chains,
+                           const Shape& shape, at::ScalarType dtype) {
+  std::vector<at::Tensor> rows;
+  rows.reserve(chains.size());
+  for (auto c : chains) rows.push_back(at::randn(shape, gens[c], at::TensorOptions().dtype(dtype)));
+  return at::stack(rows);
+}
+
+}  // namespace psbench

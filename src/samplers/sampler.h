@@ -1,0 +1,90 @@
+#pragma once
+// Posterior samplers. A sampler sees the problem (prior interfaces, operator, noise, y) and a seed per
+// chain; it never sees metrics or the store. Randomness of chain c comes only from its own seed, so
+// samples do not depend on batching or on the order chains run.
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/options.h"
+#include "core/registry.h"
+#include "operators/operator.h"
+#include "priors/prior.h"
+
+namespace psbench {
+
+// Network evaluations per image: forward-only and forward+backward counted apart.
+struct NfeCount {
+  int64_t forward = 0;
+  int64_t forward_backward = 0;
+  int64_t total() const { return forward + forward_backward; }
+};
+
+// One inverse problem y = A(x) + sigma_y n under a prior; evaluation helpers count NFE.
+class Problem {
+ public:
+  Problem(const Prior& prior, const Operator& op, GaussianNoise noise, at::Tensor y)
+      : prior_(prior), op_(op), noise_(noise), y_(std::move(y)) {}
+  const Prior& prior() const { return prior_; }
+  const Operator& op() const { return op_; }
+  const GaussianNoise& noise() const { return noise_; }
+  const at::Tensor& y() const { return y_; }  // [1, *output_shape]
+
+  // Phi(z) for a batch, adding batch * evaluations_per_call to the right counter.
+  at::Tensor generate(const at::Tensor& z, bool with_grad, NfeCount& count) const;
+  // D(x, sigma) for a batch (one evaluation per image).
+  at::Tensor denoise(const at::Tensor& x, const at::Tensor& sigma, bool with_grad, NfeCount& count) const;
+  // R(x) = ||y - A(x)||^2 / (2 sigma_y^2) per batch element.
+  at::Tensor potential(const at::Tensor& x) const;
+  const Generator& generator(const std::string& sampler) const;  // errors if the prior has none
+  const Denoiser& denoiser(const std::string& sampler) const;
+
+ private:
+  const Prior& prior_;
+  const Operator& op_;
+  GaussianNoise noise_;
+  at::Tensor y_;
+};
+
+struct SamplerOutput {
+  at::Tensor samples;               // [K, *data_shape]; chain-major: chain c's j-th kept sample at c*N+j
+  std::vector<uint8_t> diverged;    // per chain
+  std::string divergence_message;   // first divergence, if any
+  NfeCount warmup_nfe, sampling_nfe;
+  double warmup_seconds = 0, sampling_seconds = 0;
+  // Per-step diagnostics averaged over live chains, e.g. "loss", "diverged_chains", "acceptance".
+  std::map<std::string, std::vector<double>> trace;
+};
+
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  // How many independent chains produce `num_samples` samples (validates divisibility).
+  virtual int64_t num_chains(int64_t num_samples) const = 0;
+  // Planned NFE per measurement for `num_samples` samples when Phi/D costs `evals` per image.
+  virtual int64_t planned_nfe(int64_t num_samples, const Prior& prior) const = 0;
+  virtual SamplerOutput run(const Problem& problem, int64_t num_samples,
+                            const std::vector<uint64_t>& chain_seeds) const = 0;
+};
+
+using SamplerRegistry = Registry<Sampler>;
+using SamplerRegistrar = Registrar<Sampler>;
+
+// Seconds on a steady clock since construction.
+class Stopwatch {
+ public:
+  Stopwatch();
+  double seconds() const;
+
+ private:
+  int64_t start_ns_;
+};
+
+// Standard normal draws of `shape` for each chain from its own generator, stacked to [n, *shape].
+at::Tensor randn_per_chain(std::vector<at::Generator>& gens, const std::vector<int64_t>& chains,
+                           const Shape& shape, at::ScalarType dtype);
+
+}  // namespace psbench

@@ -1,0 +1,61 @@
+#pragma once
+// Stored results of one cell: string attributes plus named arrays ("metrics/sliced_wasserstein",
+// "nfe/chain_forward_backward", "trace/chain_loss", "x_true", ...). A cell is written completely or
+// not at all.
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace psbench {
+
+struct CellRecord {
+  std::string key;
+  std::map<std::string, std::string> attributes;  // config, status, message, provenance...
+  std::map<std::string, at::Tensor> arrays;       // CPU tensors: double, float, int64 or uint8
+
+  const std::string& attr(const std::string& k) const;
+  bool has_attr(const std::string& k) const { return attributes.count(k) > 0; }
+};
+
+class ResultStore {
+ public:
+  virtual ~ResultStore() = default;
+  virtual void write(const CellRecord& cell) = 0;
+  virtual std::set<std::string> complete_keys() const = 0;
+  virtual std::vector<CellRecord> read_all() const = 0;
+  virtual std::map<std::string, std::string> file_attributes() const = 0;
+};
+
+// HDF5 file: /cells/<key>/... ; partial writes live under /cells/.partial-<key> until a final link
+// move, and are discarded when the file is reopened.
+class Hdf5Store : public ResultStore {
+ public:
+  // mode "a": open or create; "r": read-only (missing file is an error).
+  Hdf5Store(std::string path, const std::string& mode, std::map<std::string, std::string> file_attrs = {});
+  void write(const CellRecord& cell) override;
+  std::set<std::string> complete_keys() const override;
+  std::vector<CellRecord> read_all() const override;
+  std::map<std::string, std::string> file_attributes() const override;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  bool writable_;
+};
+
+class MemoryStore : public ResultStore {
+ public:
+  void write(const CellRecord& cell) override { cells_[cell.key] = cell; }
+  std::set<std::string> complete_keys() const override;
+  std::vector<CellRecord> read_all() const override;
+  std::map<std::string, std::string> file_attributes() const override { return {}; }
+
+ private:
+  std::map<std::string, CellRecord> cells_;
+};
+
+}  // namespace psbench
