@@ -1,0 +1,64 @@
+// psbench run: runs (or resumes) an experiment into an HDF5 results file.
+#include <ATen/Parallel.h>
+#include <ATen/Context.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "cli/command.h"
+#include "cli/options_parse.h"
+#include "core/errors.h"
+#include "runner/experiment.h"
+#include "runner/runner.h"
+#include "store/result_store.h"
+
+namespace psbench {
+namespace {
+namespace po = boost::program_options;
+
+int cmd_run(const std::vector<std::string>& args) {
+  po::options_description desc("psbench run EXPERIMENT.yaml [options]");
+  std::string experiment, out, device;
+  int threads = 1;
+  desc.add_options()("help,h", "show this help")(
+      "experiment", po::value(&experiment), "experiment YAML file")(
+      "out,o", po::value(&out), "results HDF5 file (default results/<experiment name>.h5); complete cells "
+                                "already in it are skipped, so an interrupted run resumes")(
+      "threads,t", po::value(&threads)->default_value(1), "intra-op threads (recorded with results)")(
+      "device", po::value(&device)->default_value("cpu"), "cpu or cuda")(
+      "fresh", "delete the results file first instead of resuming");
+  po::positional_options_description pos;
+  pos.add("experiment", 1);
+  auto vm = parse_command_line(args, desc, &pos);
+  if (vm.count("help")) { std::cout << desc << "\n"; return 0; }
+  if (experiment.empty()) throw UsageError("run: missing EXPERIMENT.yaml");
+  if (threads < 1) throw UsageError("run: --threads must be >= 1, got " + std::to_string(threads));
+  if (device != "cpu" && device != "cuda") throw UsageError("run: --device must be cpu or cuda, got '" + device + "'");
+  if (device == "cuda" && !at::hasCUDA()) throw UsageError("run: --device cuda, but this LibTorch build has no CUDA device");
+  at::set_num_threads(threads);
+  auto ex = load_experiment(experiment);
+  if (out.empty()) out = "results/" + ex.name + ".h5";
+  if (vm.count("fresh")) std::filesystem::remove(out);
+  if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) std::filesystem::create_directories(parent);
+  RunOptions opts;
+  opts.threads = threads;
+  opts.device = device;
+  opts.log = [](const std::string& line) { std::cerr << line << std::endl; };
+  auto file_attrs = provenance(opts);
+  file_attrs["experiment"] = ex.name;
+  file_attrs["experiment_file"] = experiment;
+  std::cerr << "psbench: " << ex.cells.size() << " cells from " << experiment << " -> " << out << std::endl;
+  PriorCache validation_cache;
+  validate_experiment(ex, validation_cache);  // bad input fails before the results file is touched
+  Hdf5Store store(out, "a", file_attrs);
+  auto sum = run_experiment(ex, store, opts);
+  std::cerr << "psbench: " << sum.ok << " ok, " << sum.diverged << " diverged, " << sum.failed << " failed, "
+            << sum.skipped << " already complete; results in " << out << std::endl;
+  return sum.failed > 0 ? 1 : 0;
+}
+
+CommandRegistrar reg_run({"run", "run EXPERIMENT.yaml [--out FILE] [--threads N] [--fresh]",
+                          "run (or resume) an experiment; results go to HDF5", cmd_run});
+
+}  // namespace
+}  // namespace psbench
