@@ -1,0 +1,50 @@
+#pragma once
+// Blur operators (ALGORITHMS.md §8): Gaussian blur and motion blur, both a per-channel correlation
+// with a fixed kernel over the boundary-extended (padded) image, as in the DPS code (a reflection pad
+// followed by a bias-free depthwise Conv2d).
+#include "operators/image_ops.h"
+
+namespace psbench {
+
+// Normalised 1-D Gaussian sampled at the integer offsets -k/2..k/2 (k odd): exp(-t^2 / (2 std^2)) / sum.
+// Identical to scipy.ndimage's kernel with radius k/2 (truncate = (k/2) / std).
+at::Tensor gaussian_kernel1d(int64_t size, double std);
+
+// A random camera-shake kernel [k, k] (k odd), summing to 1, drawn from `gen` (float64). The
+// trajectory is a unit-speed path whose heading performs a random walk with per-step standard
+// deviation intensity * pi / 4 plus rare abrupt turns (probability intensity / 20 per step); it is
+// centred on its mean point, scaled to fill the kernel's half-width, and rasterised with bilinear
+// splatting of points spaced at most 1/4 pixel apart. intensity 0 gives a straight line across the
+// kernel in a random direction.
+at::Tensor motion_kernel(int64_t size, double intensity, at::Generator& gen);
+
+// y = K ⋆ pad(x) per channel ("valid" correlation after padding by half the kernel), K odd-sized.
+// The adjoint is pad^T (K ⋆^T y) with the transposed correlation and the folding adjoint of the
+// padding: exact. The pseudo-inverse is the Tikhonov solution argmin ||A x - y||^2 + lambda ||x||^2
+// of this exact (padded) operator, solved by conjugate gradients.
+class ConvolutionBlur : public LinearImageOperator {
+ public:
+  // kernel2d [kh, kw]; if `separable_rows` and `separable_cols` are defined, kernel2d must equal their
+  // outer product and the two 1-D passes are used (cheaper for large kernels).
+  ConvolutionBlur(std::string name, const Shape& x_shape, at::Tensor kernel2d, Padding padding, double lambda,
+                  at::Tensor separable_rows = {}, at::Tensor separable_cols = {});
+  std::string name() const override { return name_; }
+  Shape input_shape() const override { return in_; }
+  Shape output_shape() const override { return in_; }
+  at::Tensor forward(const at::Tensor& x) const override;
+  at::Tensor adjoint(const at::Tensor& y) const override;
+  bool has_pseudo_inverse() const override { return true; }
+  at::Tensor pseudo_inverse(const at::Tensor& y) const override;
+  const at::Tensor& kernel() const { return kernel_; }  // float64 [kh, kw]
+  double tikhonov_lambda() const { return lambda_; }
+
+ private:
+  at::Tensor as_planes(const at::Tensor& t) const;  // [B, C, h, w] -> [B*C, 1, h, w]
+  std::string name_;
+  Shape in_;
+  at::Tensor kernel_, rows_, cols_;  // float64
+  PaddedGrid grid_;
+  double lambda_;
+};
+
+}  // namespace psbench
