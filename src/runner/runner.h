@@ -25,6 +25,7 @@ struct RunOptions {
   int threads = 1;
   std::string device = "cpu";
   std::function<void(const std::string&)> log;  // progress lines; may be empty
+  bool validated = false;                        // validate_experiment already ran
 };
 
 struct RunSummary {

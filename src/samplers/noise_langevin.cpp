@@ -19,6 +19,7 @@ NoiseLangevinOptions NoiseLangevinOptions::from(const Options& o) {
   r.burn_in = o.get_int("burn_in");
   r.thinning = o.get_int("thinning");
   r.prior_scale = o.get_real("prior_scale");
+  r.divergence_threshold = o.get_real("divergence_threshold");
   return r;
 }
 
@@ -37,9 +38,10 @@ int64_t NoiseLangevin::planned_nfe(int64_t num_samples, const Prior& prior) cons
 
 namespace {
 
-// Marks chains whose state or loss is not finite; returns the indices (into `live`) still alive.
-std::vector<int64_t> finite_rows(const at::Tensor& z, const at::Tensor& loss) {
-  auto ok = at::isfinite(z.flatten(1)).all(1).logical_and(at::isfinite(loss));
+// Rows whose state and loss are finite and whose ||z||^2/dim stays below the threshold.
+std::vector<int64_t> finite_rows(const at::Tensor& z, const at::Tensor& loss, double threshold) {
+  auto zf = z.flatten(1);
+  auto ok = at::isfinite(zf).all(1).logical_and(at::isfinite(loss)).logical_and(zf.pow(2).mean(1) <= threshold);
   std::vector<int64_t> keep;
   auto acc = ok.accessor<bool, 1>();
   for (int64_t i = 0; i < ok.size(0); ++i)
@@ -102,7 +104,8 @@ SamplerOutput NoiseLangevin::run(const Problem& problem, int64_t num_samples,
         out.diverged[live[i]] = 1;
         ++diverged_total;
         if (out.divergence_message.empty())
-          out.divergence_message = "chain " + std::to_string(live[i]) + " became non-finite at " + phase +
+          out.divergence_message = "chain " + std::to_string(live[i]) + " diverged (non-finite or ||z||^2/dim > " +
+                                   format_value(o_.divergence_threshold) + ") at " + phase +
                                    " step " + std::to_string(step) + " (step_size=" + format_value(tau) +
                                    ", warm_start_lr=" + format_value(o_.warm_start_lr) + ")";
       }
@@ -131,7 +134,7 @@ SamplerOutput NoiseLangevin::run(const Problem& problem, int64_t num_samples,
       m2 = beta2 * m2 + (1 - beta2) * grad * grad;
       const double bc1 = 1 - std::pow(beta1, k + 1), bc2 = 1 - std::pow(beta2, k + 1);
       z = z - o_.warm_start_lr * (m1 / bc1) / ((m2 / bc2).sqrt() + eps);
-      auto keep = finite_rows(z, rd);
+      auto keep = finite_rows(z, rd, o_.divergence_threshold);
       if (mark_diverged(live, keep, "warm-up", k)) {
         if (live.empty()) break;
         z = rows(z, keep); m1 = rows(m1, keep); m2 = rows(m2, keep);
@@ -163,7 +166,7 @@ SamplerOutput NoiseLangevin::run(const Problem& problem, int64_t num_samples,
         leaf = last ? znew : znew.requires_grad_(true);
         x = problem.generate(leaf, !last, out.sampling_nfe);
         auto xd = x.detach();
-        auto keep = finite_rows(znew.detach(), xd.flatten(1).pow(2).sum(1));
+        auto keep = finite_rows(znew.detach(), xd.flatten(1).pow(2).sum(1), o_.divergence_threshold);
         sel.clear();
         if (mark_diverged(live, keep, "chain", t)) {
           sel = keep;
@@ -208,6 +211,9 @@ SamplerRegistrar reg_noise_langevin(
       OptionSpec::integer("thinning", 1, "keep every thinning-th iterate").at_least(1),
       OptionSpec::real("prior_scale", 1.0,
                        "weight of the N(0, I) prior drift; 1/sigma_max^2 = 1.5625e-4 reproduces the official code")
+          .above(0),
+      OptionSpec::real("divergence_threshold", 1e4,
+                       "a chain with ||z||^2/dim above this (or non-finite) is stopped and marked diverged")
           .above(0)},
      [](const Options& o) { return std::make_unique<NoiseLangevin>(NoiseLangevinOptions::from(o)); }});
 }  // namespace

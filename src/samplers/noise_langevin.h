@@ -14,6 +14,9 @@ struct NoiseLangevinOptions {
   int64_t burn_in = 0;             // chain steps discarded after the warm start
   int64_t thinning = 1;            // keep every thinning-th iterate
   double prior_scale = 1.0;        // 1 = the stated target; 1/sigma_max^2 reproduces the official code
+  // A chain whose mean squared noise coordinate ||z||^2/dim exceeds this (z ~ N(0, I) has ~1) has left
+  // any plausible region of the target and is stopped as diverged, as is a non-finite one.
+  double divergence_threshold = 1e4;
   static NoiseLangevinOptions from(const Options& o);
 };
 

@@ -38,8 +38,6 @@ int cmd_run(const std::vector<std::string>& args) {
   at::set_num_threads(threads);
   auto ex = load_experiment(experiment);
   if (out.empty()) out = "results/" + ex.name + ".h5";
-  if (vm.count("fresh")) std::filesystem::remove(out);
-  if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) std::filesystem::create_directories(parent);
   RunOptions opts;
   opts.threads = threads;
   opts.device = device;
@@ -47,9 +45,12 @@ int cmd_run(const std::vector<std::string>& args) {
   auto file_attrs = provenance(opts);
   file_attrs["experiment"] = ex.name;
   file_attrs["experiment_file"] = experiment;
-  std::cerr << "psbench: " << ex.cells.size() << " cells from " << experiment << " -> " << out << std::endl;
   PriorCache validation_cache;
   validate_experiment(ex, validation_cache);  // bad input fails before the results file is touched
+  opts.validated = true;
+  if (vm.count("fresh")) std::filesystem::remove(out);
+  if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) std::filesystem::create_directories(parent);
+  std::cerr << "psbench: " << ex.cells.size() << " cells from " << experiment << " -> " << out << std::endl;
   Hdf5Store store(out, "a", file_attrs);
   auto sum = run_experiment(ex, store, opts);
   std::cerr << "psbench: " << sum.ok << " ok, " << sum.diverged << " diverged, " << sum.failed << " failed, "

@@ -1,0 +1,91 @@
+// Cost of posterior samples on the exact Gaussian mixture: noise-space Langevin (one Phi forward +
+// backward per new sample after its warm start) against the exact sampler, in one run so that the
+// ratios are meaningful. Counters: NFE per second and samples per second.
+#include <benchmark/benchmark.h>
+
+#include "core/rng.h"
+#include "operators/lowrank.h"
+#include "priors/gmm.h"
+#include "samplers/noise_langevin.h"
+
+using namespace psbench;
+
+namespace {
+
+struct Setup {
+  GaussianMixture gmm;
+  at::Generator gen = make_generator(1);
+  LowRankOperator op;
+  GaussianNoise noise{0.1};
+  at::Tensor y;
+  explicit Setup(int64_t dim)
+      : gmm([dim] {
+          GmmParams p;
+          p.dim = dim;
+          p.ode_steps = 16;
+          return p;
+        }(), 1),
+        op(dim, 4, gen) {
+    y = noise.sample(op.forward(gmm.sample(1, gen)), gen);
+  }
+};
+
+std::vector<uint64_t> chain_seeds(int64_t n) {
+  std::vector<uint64_t> s;
+  for (int64_t i = 0; i < n; ++i) s.push_back(derive_seed({7, static_cast<uint64_t>(i)}));
+  return s;
+}
+
+// One chain, warm start excluded: the marginal cost of posterior samples as their number grows.
+void BM_NoiseLangevinSamples(benchmark::State& state) {
+  Setup s(state.range(0));
+  Problem problem(s.gmm, s.op, s.noise, s.y);
+  NoiseLangevinOptions o;
+  o.chains = 1;
+  o.warm_start_steps = 0;
+  o.step_size = 1e-3;
+  NoiseLangevin sampler(o);
+  const int64_t k = state.range(1);
+  int64_t nfe = 0;
+  for (auto _ : state) {
+    auto out = sampler.run(problem, k, chain_seeds(1));
+    benchmark::DoNotOptimize(out.samples.data_ptr());
+    nfe += out.sampling_nfe.total();
+  }
+  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(k * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["NFE/s"] = benchmark::Counter(static_cast<double>(nfe), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_NoiseLangevinSamples)->Args({80, 10})->Args({80, 40})->Args({800, 10})->Args({800, 40})
+    ->Unit(benchmark::kMillisecond);
+
+// Batched chains: the same number of samples from 8 chains evaluated together.
+void BM_NoiseLangevinBatchedChains(benchmark::State& state) {
+  Setup s(state.range(0));
+  Problem problem(s.gmm, s.op, s.noise, s.y);
+  NoiseLangevinOptions o;
+  o.chains = 8;
+  o.warm_start_steps = 0;
+  o.step_size = 1e-3;
+  NoiseLangevin sampler(o);
+  for (auto _ : state) {
+    auto out = sampler.run(problem, 40, chain_seeds(8));
+    benchmark::DoNotOptimize(out.samples.data_ptr());
+  }
+  state.counters["samples/s"] = benchmark::Counter(40.0 * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_NoiseLangevinBatchedChains)->Arg(80)->Arg(800)->Unit(benchmark::kMillisecond);
+
+// Baseline: exact posterior draws (closed form) for the same problem.
+void BM_ExactPosterior(benchmark::State& state) {
+  Setup s(state.range(0));
+  for (auto _ : state) {
+    auto post = s.gmm.exact_posterior(s.op, s.noise.sigma_y, s.y);
+    auto g = make_generator(3);
+    auto x = post->sample(40, g);
+    benchmark::DoNotOptimize(x.data_ptr());
+  }
+  state.counters["samples/s"] = benchmark::Counter(40.0 * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_ExactPosterior)->Arg(80)->Arg(800)->Unit(benchmark::kMillisecond);
+
+}  // namespace
