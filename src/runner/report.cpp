@@ -1,5 +1,6 @@
 #include "runner/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -39,8 +40,15 @@ const at::Tensor* find(const CellRecord& c, const std::string& k) {
 
 }  // namespace
 
-std::string markdown_report(const std::vector<CellRecord>& cells) {
-  if (cells.empty()) return "(no complete cells)\n";
+std::string markdown_report(const std::vector<CellRecord>& stored) {
+  if (stored.empty()) return "(no complete cells)\n";
+  // Rows in experiment order (the store lists cells by key).
+  std::vector<CellRecord> cells = stored;
+  auto index_of = [](const CellRecord& c) {
+    return c.has_attr("cell_index") ? std::stoll(c.attr("cell_index")) : static_cast<long long>(1) << 40;
+  };
+  std::stable_sort(cells.begin(), cells.end(),
+                   [&](const CellRecord& a, const CellRecord& b) { return index_of(a) < index_of(b); });
   // Columns: config keys whose value differs between cells, plus the sampler name.
   std::vector<std::map<std::string, std::string>> configs;
   std::map<std::string, std::set<std::string>> distinct;

@@ -225,6 +225,7 @@ RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOpt
     }
     Stopwatch clock;
     CellRecord rec = run_cell(spec, priors, opts);
+    rec.attributes["cell_index"] = std::to_string(index - 1);  // position in the experiment, for reports
     store.write(rec);
     const auto& status = rec.attr("status");
     if (status == "ok") ++sum.ok;
