@@ -97,7 +97,12 @@ at::Tensor ConvolutionBlur::forward(const at::Tensor& x) const {
     auto kc = cols_.to(x.device(), x.scalar_type()).view({1, 1, 1, -1});
     out = at::conv2d(at::conv2d(z, kr), kc);
   } else {
-    out = at::conv2d(z, kernel_.to(x.device(), x.scalar_type()).view({1, 1, kernel_.size(0), kernel_.size(1)}));
+    // Valid correlation through the DFT of the padded size: for output (i, j) with i < H, j < W the
+    // circular correlation never wraps, so cropping it is exact. (A direct conv2d with a 61x61 kernel
+    // builds a 61^2-fold im2col buffer: gigabytes at 256x256.)
+    const int64_t ph = z.size(-2), pw = z.size(-1);
+    auto spectrum = at::fft_rfft2(z) * at::conj(kernel_spectrum(ph, pw, x));
+    out = at::fft_irfft2(spectrum, std::vector<int64_t>{ph, pw}).narrow(-2, 0, in_[1]).narrow(-1, 0, in_[2]);
   }
   return out.reshape(x.sizes());
 }
@@ -110,10 +115,18 @@ at::Tensor ConvolutionBlur::adjoint(const at::Tensor& y) const {
     auto kc = cols_.to(y.device(), y.scalar_type()).view({1, 1, 1, -1});
     z = at::conv_transpose2d(at::conv_transpose2d(planes, kc), kr);
   } else {
-    z = at::conv_transpose2d(planes,
-                             kernel_.to(y.device(), y.scalar_type()).view({1, 1, kernel_.size(0), kernel_.size(1)}));
+    // Adjoint of crop ∘ circular correlation: zero-fill to the padded size, then circular convolution.
+    const int64_t ph = in_[1] + 2 * (kernel_.size(0) / 2), pw = in_[2] + 2 * (kernel_.size(1) / 2);
+    auto filled = at::constant_pad_nd(planes, {0, pw - in_[2], 0, ph - in_[1]}, 0.0);
+    z = at::fft_irfft2(at::fft_rfft2(filled) * kernel_spectrum(ph, pw, y), std::vector<int64_t>{ph, pw});
   }
   return grid_.pad_adjoint(z).reshape(y.sizes());
+}
+
+at::Tensor ConvolutionBlur::kernel_spectrum(int64_t ph, int64_t pw, const at::Tensor& like) const {
+  auto k = at::constant_pad_nd(kernel_.to(like.device(), like.scalar_type()),
+                               {0, pw - kernel_.size(1), 0, ph - kernel_.size(0)}, 0.0);
+  return at::fft_rfft2(k);
 }
 
 at::Tensor ConvolutionBlur::pseudo_inverse(const at::Tensor& y) const { return tikhonov_solve(*this, y, lambda_); }

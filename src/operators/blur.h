@@ -20,7 +20,8 @@ at::Tensor motion_kernel(int64_t size, double intensity, at::Generator& gen);
 
 // y = K ⋆ pad(x) per channel ("valid" correlation after padding by half the kernel), K odd-sized.
 // The adjoint is pad^T (K ⋆^T y) with the transposed correlation and the folding adjoint of the
-// padding: exact. The pseudo-inverse is the Tikhonov solution argmin ||A x - y||^2 + lambda ||x||^2
+// padding: exact. Separable kernels run as two 1-D convolutions; other kernels (motion blur) through
+// the DFT of the padded size, where the cropped circular correlation equals the valid one. The pseudo-inverse is the Tikhonov solution argmin ||A x - y||^2 + lambda ||x||^2
 // of this exact (padded) operator, solved by conjugate gradients.
 class ConvolutionBlur : public LinearImageOperator {
  public:
@@ -40,6 +41,8 @@ class ConvolutionBlur : public LinearImageOperator {
 
  private:
   at::Tensor as_planes(const at::Tensor& t) const;  // [B, C, h, w] -> [B*C, 1, h, w]
+  // rfft2 of the kernel zero-filled to [ph, pw], in the dtype and on the device of `like`.
+  at::Tensor kernel_spectrum(int64_t ph, int64_t pw, const at::Tensor& like) const;
   std::string name_;
   Shape in_;
   at::Tensor kernel_, rows_, cols_;  // float64

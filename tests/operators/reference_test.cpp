@@ -43,3 +43,18 @@ TEST_CASE("antialiased bicubic downsampling matches PIL", "[operators][reference
   auto pooled = build_task("sr_avgpool", x.sizes().vec(), 1, {{"factor", s}}).op->forward(x.unsqueeze(0))[0];
   REQUIRE_FALSE(at::allclose(pooled, f["output"], 0, 1e-3));
 }
+
+TEST_CASE("motion blur is the DPS reflection-pad + Conv2d pipeline with its kernel", "[operators][reference]") {
+  // DPS: nn.ReflectionPad2d(k // 2) then a bias-free depthwise Conv2d (a correlation) with the kernel.
+  const Shape shape = GENERATE(values<Shape>({{3, 28, 28}, {1, 12, 20}}));
+  auto m = build_task("motion_blur", shape, 4, {{"kernel_size", int64_t{7}}});
+  auto k = dynamic_cast<const ConvolutionBlur&>(*m.op).kernel();
+  auto gen = make_generator(2);
+  auto x = at::randn({2, shape[0], shape[1], shape[2]}, gen, at::kDouble);
+  auto planes = x.reshape({-1, 1, shape[1], shape[2]});
+  auto expected = at::conv2d(at::reflection_pad2d(planes, {3, 3, 3, 3}), k.view({1, 1, 7, 7})).reshape(x.sizes());
+  REQUIRE(at::allclose(m.op->forward(x), expected, 1e-10, 1e-12));
+  // The kernel is not symmetric, so a convolution (flipped kernel) would be caught.
+  auto flipped = at::conv2d(at::reflection_pad2d(planes, {3, 3, 3, 3}), k.flip({0, 1}).view({1, 1, 7, 7}));
+  REQUIRE_FALSE(at::allclose(flipped.reshape(x.sizes()), expected, 1e-6, 1e-6));
+}
