@@ -40,6 +40,26 @@ struct TwoDProblem {
   }
 };
 
+// A d-dimensional 25-component mixture (seed 3) with a rank-d_y measurement of x* ~ prior.
+struct SmallProblem {
+  GaussianMixture gmm;
+  at::Generator gen = make_generator(4);
+  LowRankOperator op;
+  GaussianNoise noise;
+  at::Tensor y;
+  SmallProblem(int64_t dim, int64_t ode_steps, int64_t d_y, double sigma_y)
+      : gmm([&] {
+          GmmParams p;
+          p.dim = dim;
+          p.ode_steps = ode_steps;
+          return p;
+        }(), 3),
+        op(dim, d_y, gen), noise{sigma_y} {
+    y = noise.sample(op.forward(gmm.sample(1, gen)), gen);
+  }
+  Problem problem() const { return Problem(gmm, op, noise, y); }
+};
+
 double sliced_w(const at::Tensor& a, const at::Tensor& b, uint64_t seed) {
   auto g = make_generator(seed);
   return sliced_wasserstein(a, b, 500, g);
@@ -105,15 +125,8 @@ TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture; wi
 }
 
 TEST_CASE("Chains run one at a time or as one batch give the same samples", "[noise_langevin]") {
-  GmmParams p;
-  p.dim = 8;
-  p.ode_steps = 6;
-  GaussianMixture gmm(p, 3);
-  auto gen = make_generator(4);
-  LowRankOperator op(8, 2, gen);
-  GaussianNoise noise{0.3};
-  auto y = noise.sample(op.forward(gmm.sample(1, gen)), gen);
-  Problem problem(gmm, op, noise, y);
+  SmallProblem sp(8, 6, 2, 0.3);
+  Problem problem = sp.problem();
   NoiseLangevinOptions o;
   o.chains = 6;
   o.warm_start_steps = 10;
@@ -139,15 +152,8 @@ TEST_CASE("Chains run one at a time or as one batch give the same samples", "[no
 }
 
 TEST_CASE("NFE accounting of noise-space Langevin is exact and warm-up is reported apart", "[noise_langevin]") {
-  GmmParams p;
-  p.dim = 4;
-  p.ode_steps = 5;  // 9 score evaluations per Phi call
-  GaussianMixture gmm(p, 3);
-  auto gen = make_generator(4);
-  LowRankOperator op(4, 1, gen);
-  GaussianNoise noise{0.5};
-  auto y = noise.sample(op.forward(gmm.sample(1, gen)), gen);
-  Problem problem(gmm, op, noise, y);
+  SmallProblem sp(4, 5, 1, 0.5);
+  Problem problem = sp.problem();
   NoiseLangevinOptions o;
   o.chains = 3;
   o.warm_start_steps = 7;
@@ -157,14 +163,14 @@ TEST_CASE("NFE accounting of noise-space Langevin is exact and warm-up is report
   NoiseLangevin sampler(o);
   const int64_t per_chain = 5;
   auto out = sampler.run(problem, 3 * per_chain, seeds(3, 1));
-  const int64_t evals = gmm.generator()->evaluations_per_call();
+  const int64_t evals = sp.gmm.generator()->evaluations_per_call();  // 2 * 5 - 1
   REQUIRE(evals == 9);
   CHECK(out.warmup_nfe.forward_backward == 3 * 7 * evals);
   CHECK(out.warmup_nfe.forward == 0);
   // burn_in + per_chain * thinning gradient steps; the last iterate's image needs one forward pass.
   CHECK(out.sampling_nfe.forward_backward == 3 * (4 + per_chain * 3) * evals);
   CHECK(out.sampling_nfe.forward == 3 * evals);
-  CHECK(sampler.planned_nfe(3 * per_chain, gmm) ==
+  CHECK(sampler.planned_nfe(3 * per_chain, sp.gmm) ==
         out.warmup_nfe.total() + out.sampling_nfe.total());
   CHECK(out.samples.size(0) == 3 * per_chain);
   CHECK(out.trace.at("warmup_loss").size() == 7);
@@ -174,15 +180,8 @@ TEST_CASE("NFE accounting of noise-space Langevin is exact and warm-up is report
 }
 
 TEST_CASE("A diverging step size marks chains diverged and never returns non-finite samples", "[noise_langevin]") {
-  GmmParams p;
-  p.dim = 4;
-  p.ode_steps = 4;
-  GaussianMixture gmm(p, 3);
-  auto gen = make_generator(4);
-  LowRankOperator op(4, 2, gen);
-  GaussianNoise noise{0.01};
-  auto y = noise.sample(op.forward(gmm.sample(1, gen)), gen);
-  Problem problem(gmm, op, noise, y);
+  SmallProblem sp(4, 4, 2, 0.01);
+  Problem problem = sp.problem();
   NoiseLangevinOptions o;
   o.chains = 4;
   o.warm_start_steps = 0;
