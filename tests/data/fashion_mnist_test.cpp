@@ -102,7 +102,7 @@ TEST_CASE("fashion_mnist: the package splits have 60000/10000 images, 6000/1000 
   }
 }
 
-TEST_CASE("fashion_mnist dataset: [1, 28, 28] in [-1, 1], index i -> image offset + i, labels", "[data]") {
+TEST_CASE("fashion_mnist dataset: 1x28x28 images in -1..1, index i -> image offset + i, labels", "[data]") {
   if (!package_installed()) FAIL("Debian package dataset-fashion-mnist is not installed (run make deps)");
   const auto& entry = DatasetRegistry::instance().get("fashion_mnist", "dataset");
   auto opts = resolve_options("fashion_mnist", entry.options, {{"offset", int64_t{5}}});

@@ -80,7 +80,7 @@ TEST_CASE("phase retrieval ambiguities", "[operators][phase]") {
   REQUIRE_FALSE(close(m.op->forward(x + 0.1), y));
 }
 
-TEST_CASE("HDR clips scale * x to [-1, 1]", "[operators][hdr]") {
+TEST_CASE("HDR clips scale * x to the range -1..1", "[operators][hdr]") {
   const double scale = GENERATE(0.5, 2.0, 3.0);
   auto m = build_task("hdr", {1, 6, 6}, 1, {{"scale", scale}});
   REQUIRE_FALSE(m.op->is_linear());

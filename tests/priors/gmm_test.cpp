@@ -22,7 +22,7 @@ GaussianMixture small_mixture(int64_t dim = 2, int64_t ode_steps = 32) {
 }
 }  // namespace
 
-TEST_CASE("GMM denoiser equals a Monte-Carlo estimate of E[x0 | x_t]", "[gmm]") {
+TEST_CASE("GMM denoiser equals a Monte-Carlo estimate of E(x0 | x_t)", "[gmm]") {
   auto gmm = small_mixture();
   auto gen = make_generator(1);
   const int64_t n = 400000;

@@ -73,7 +73,7 @@ std::string fresh_dir(const std::string& tag) {
 }
 }  // namespace
 
-TEST_CASE("ppca: Woodbury log-density equals the dense Gaussian mixture density; score is its gradient", "[ppca]") {
+TEST_CASE("ppca: Woodbury log-density equals the dense Gaussian mixture density and the score is its gradient", "[ppca]") {
   auto p = random_ppca(3, 7, 2, 11);
   PpcaMixture prior(p, {7}, 8);
   auto gen = make_generator(5);
@@ -112,7 +112,7 @@ TEST_CASE("ppca: exact draws have the mixture's mean and covariance", "[ppca]") 
   CHECK(((frac - p.weights).abs() < 5 * (p.weights * (1 - p.weights) / n).sqrt()).all().item<bool>());
 }
 
-TEST_CASE("ppca: the denoiser matches its Monte-Carlo definition E[x0 | x_sigma]", "[ppca][slow]") {
+TEST_CASE("ppca: the denoiser matches its Monte-Carlo definition E(x0 | x_sigma)", "[ppca][slow]") {
   // Self-normalised importance sampling over exact prior draws x0_i with weights N(x; x0_i, sigma^2 I);
   // standard error per coordinate by the delta method: sqrt(sum w_i^2 (x0_ij - est_j)^2) / sum w_i.
   auto p = random_ppca(3, 4, 2, 21, 1.5);

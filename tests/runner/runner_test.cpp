@@ -28,7 +28,7 @@ std::map<std::string, CellRecord> by_sampler_step(const std::vector<CellRecord>&
 }
 }  // namespace
 
-TEST_CASE("Same seed gives identical stored results; every sampler sees the same y", "[runner][cli]") {
+TEST_CASE("Same seed gives identical stored results and every sampler sees the same y", "[runner][cli]") {
   const auto dir = temp_dir("determinism");
   const std::string a = dir + "/a.h5", b = dir + "/b.h5";
   REQUIRE(run_cli("run experiments/tests/tiny.yaml --out " + a + " --threads 2", dir + "/a.log") == 0);
@@ -74,7 +74,7 @@ TEST_CASE("Same seed gives identical stored results; every sampler sees the same
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("Resuming skips complete cells; partial cells are never read as complete", "[runner][store]") {
+TEST_CASE("Resuming skips complete cells and partial cells are never read as complete", "[runner][store]") {
   const auto dir = temp_dir("resume");
   const std::string out = dir + "/r.h5";
   REQUIRE(run_cli("run experiments/tests/tiny.yaml --out " + out, dir + "/1.log") == 0);

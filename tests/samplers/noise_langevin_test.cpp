@@ -66,7 +66,7 @@ double sliced_w(const at::Tensor& a, const at::Tensor& b, uint64_t seed) {
 }
 }  // namespace
 
-TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture; without the likelihood it does not",
+TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture and without the likelihood it does not",
           "[noise_langevin][statistical][slow]") {
   TwoDProblem tp;
   auto post = tp.gmm.exact_posterior(tp.op, tp.noise.sigma_y, tp.y);
