@@ -46,12 +46,6 @@ double component_weight_tv(const at::Tensor& exact_weights, const at::Tensor& as
 
 namespace {
 
-at::Tensor reference_draws(const MetricInput& in, int64_t n) {
-  // Same stream as sliced_wasserstein: every sampler of a measurement is judged against the same draws.
-  auto gen = make_generator(derive_seed({in.measurement_seed, static_cast<uint64_t>(Stream::Reference)}));
-  return in.exact->sample(n, gen);
-}
-
 // sqrt(mean_j (v_hat_j - v_j)^2): v_hat the unbiased sample variance of coordinate j over the K samples,
 // v_j the exact posterior marginal variance.
 class PosteriorVarRmse : public Metric {

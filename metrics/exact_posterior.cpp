@@ -33,6 +33,13 @@ at::Tensor wasserstein2_sq_sorted(const at::Tensor& a, const at::Tensor& b) {
   return ((qa - qb).pow(2) * wt).sum(0);
 }
 
+const at::Tensor& reference_draws(const MetricInput& in, int64_t n) {
+  auto it = in.reference_cache.find(n);
+  if (it != in.reference_cache.end()) return it->second;
+  auto gen = make_generator(derive_seed({in.measurement_seed, static_cast<uint64_t>(Stream::Reference)}));
+  return in.reference_cache[n] = in.exact->sample(n, gen);
+}
+
 double sliced_wasserstein(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen) {
   auto af = a.flatten(1).to(at::kDouble), bf = b.flatten(1).to(at::kDouble);
   auto theta = at::randn({af.size(1), projections}, gen, at::TensorOptions().dtype(at::kDouble));
@@ -52,8 +59,7 @@ class SlicedWasserstein : public Metric {
   MetricLevel level() const override { return MetricLevel::PerMeasurement; }
   bool needs_exact_posterior() const override { return true; }
   double compute(const MetricInput& in) const override {
-    auto ref_gen = make_generator(derive_seed({in.measurement_seed, static_cast<uint64_t>(Stream::Reference)}));
-    auto ref = in.exact->sample(reference_, ref_gen);
+    const auto& ref = reference_draws(in, reference_);
     auto proj_gen = make_generator(derive_seed({in.measurement_seed, static_cast<uint64_t>(Stream::Metric), 1}));
     return sliced_wasserstein(in.samples, ref, projections_, proj_gen);
   }

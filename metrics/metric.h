@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "core/options.h"
@@ -19,7 +20,13 @@ struct MetricInput {
   at::Tensor samples;              // [K, *shape], from non-diverged chains only
   const ExactPosterior* exact = nullptr;  // closed-form posterior when the prior has one
   uint64_t measurement_seed = 0;   // depends on the measurement only: same projections for every sampler
+  // Exact-posterior reference draws already made for this measurement, by count (see reference_draws).
+  mutable std::map<int64_t, at::Tensor> reference_cache;
 };
+
+// `n` exact-posterior draws from the measurement's Reference stream: every sampler of a measurement, and
+// every metric of a cell, is judged against the same draws, made once per measurement and count.
+const at::Tensor& reference_draws(const MetricInput& in, int64_t n);
 
 class Metric {
  public:
