@@ -14,8 +14,10 @@
 
 namespace psbench {
 
-const Prior& PriorCache::get(const Options& prior, uint64_t seed) {
-  const std::string key = std::to_string(seed) + "/" + prior.canonical();
+const Prior& PriorCache::get(const Options& given, uint64_t seed) {
+  Options prior = given;
+  if (!device_.empty() && prior.values().count("device")) prior.set("device", device_);
+  const std::string key = device_ + "/" + std::to_string(seed) + "/" + prior.canonical();
   auto it = priors_.find(key);
   if (it != priors_.end()) return *it->second;
   const auto& entry = PriorRegistry::instance().get(prior.component(), "prior");
@@ -209,7 +211,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
 }
 
 RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOptions& opts) {
-  PriorCache priors;
+  PriorCache priors(opts.device);
   if (!opts.validated) validate_experiment(ex, priors);
   RunSummary sum;
   sum.total = static_cast<int>(ex.cells.size());

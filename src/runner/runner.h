@@ -12,12 +12,15 @@
 
 namespace psbench {
 
-// Builds each distinct (prior config, seed) once.
+// Builds each distinct (prior config, seed) once. A non-empty `device` (psbench run --device) is given
+// to every prior that has a `device` option, overriding the experiment file.
 class PriorCache {
  public:
+  explicit PriorCache(std::string device = "") : device_(std::move(device)) {}
   const Prior& get(const Options& prior, uint64_t seed);
 
  private:
+  std::string device_;
   std::map<std::string, std::unique_ptr<Prior>> priors_;
 };
 

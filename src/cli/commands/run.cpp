@@ -45,7 +45,7 @@ int cmd_run(const std::vector<std::string>& args) {
   auto file_attrs = provenance(opts);
   file_attrs["experiment"] = ex.name;
   file_attrs["experiment_file"] = experiment;
-  PriorCache validation_cache;
+  PriorCache validation_cache(device);
   validate_experiment(ex, validation_cache);  // bad input fails before the results file is touched
   opts.validated = true;
   if (vm.count("fresh")) std::filesystem::remove(out);

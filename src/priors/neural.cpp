@@ -1,0 +1,200 @@
+#include "priors/neural.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "core/errors.h"
+#include "core/sha256.h"
+#include "priors/ode_generator.h"
+
+namespace psbench {
+
+std::string resolve_model_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty()) throw ConfigError("model path is empty");
+  if (fs::is_regular_file(path)) return path;
+  const fs::path p(path);
+  if (p.is_relative()) {
+    const fs::path in_tree = fs::path(PSBENCH_SOURCE_DIR) / p;
+    if (fs::is_regular_file(in_tree)) return in_tree.string();
+    throw ConfigError("model file '" + path + "' not found (looked in the working directory and in " +
+                      std::string(PSBENCH_SOURCE_DIR) + ")");
+  }
+  throw ConfigError("model file '" + path + "' not found");
+}
+
+c10::Device parse_device(const std::string& device) {
+  if (device == "cpu") return c10::Device(c10::kCPU);
+  if (device == "cuda") {
+    if (!at::hasCUDA()) throw ConfigError("device 'cuda' asked for, but this LibTorch build has no CUDA device");
+    return c10::Device(c10::kCUDA);
+  }
+  throw ConfigError("device must be cpu or cuda, got '" + device + "'");
+}
+
+namespace {
+void freeze(torch::nn::Module& m) {
+  m.eval();
+  for (auto& p : m.parameters()) p.set_requires_grad(false);
+}
+}  // namespace
+
+NetworkDenoiser::NetworkDenoiser(nn::Preconditioned model, c10::Device device)
+    : model_(std::move(model)), device_(device) {
+  model_->to(device_);
+  freeze(*model_);
+}
+
+at::Tensor NetworkDenoiser::denoise(const at::Tensor& x, const at::Tensor& sigma) const {
+  return model_->forward(x.to(device_), sigma.to(device_)).to(x.device(), x.scalar_type());
+}
+
+ConsistencyGenerator::ConsistencyGenerator(nn::Preconditioned model, c10::Device device, Shape data_shape,
+                                           int64_t steps)
+    : model_(std::move(model)), device_(device), shape_(std::move(data_shape)), steps_(steps) {
+  if (steps_ < 1) throw ConfigError("consistency generator: steps must be >= 1");
+  if (model_->precond().kind != nn::Parameterization::Consistency)
+    throw ConfigError("consistency generator: the model file holds an EDM denoiser, not a consistency model");
+  model_->to(device_);
+  freeze(*model_);
+  const auto& pc = model_->precond();
+  auto grid = karras_sigmas(steps_ + 1, pc.sigma_min, pc.sigma_max, 7.0);  // sigma_max ... sigma_min, 0
+  times_.assign(grid.begin(), grid.begin() + steps_);
+}
+
+Shape ConsistencyGenerator::latent_shape() const {
+  Shape s = shape_;
+  s[0] *= steps_;
+  return s;
+}
+
+at::Tensor ConsistencyGenerator::consistency(const at::Tensor& x, const at::Tensor& sigma) const {
+  return model_->forward(x.to(device_), sigma.to(device_)).to(x.device(), x.scalar_type());
+}
+
+at::Tensor ConsistencyGenerator::generate(const at::Tensor& z) const {
+  const int64_t b = z.size(0), c = shape_[0];
+  const double smin = model_->precond().sigma_min;
+  auto opts = z.options();
+  auto x = consistency(times_[0] * z.slice(1, 0, c), at::full({b}, times_[0], opts));
+  for (int64_t i = 1; i < steps_; ++i) {
+    const double t = times_[i];
+    auto xt = x + std::sqrt(t * t - smin * smin) * z.slice(1, i * c, (i + 1) * c);
+    x = consistency(xt, at::full({b}, t, opts));
+  }
+  return x;
+}
+
+TorchScriptConventions TorchScriptConventions::load(const std::string& yaml_path) {
+  if (!std::filesystem::is_regular_file(yaml_path))
+    throw ConfigError("TorchScript conventions file '" + yaml_path +
+                      "' not found (write it next to the model: kind, shape, sigma range...; see README)");
+  YAML::Node n;
+  try {
+    n = YAML::LoadFile(yaml_path);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("'" + yaml_path + "': not valid YAML (" + std::string(e.what()) + ")");
+  }
+  const YAML::Node& cn = n;
+  auto fail = [&](const std::string& what) { return ConfigError("'" + yaml_path + "': " + what); };
+  if (!cn.IsMap()) throw fail("expected a map of conventions");
+  static const std::vector<std::string> known{"kind", "shape", "latent_shape", "sigma_min", "sigma_max",
+                                              "sigma_data", "value_range", "evaluations_per_call"};
+  for (const auto& kv : cn) {
+    const auto key = kv.first.as<std::string>();
+    if (std::find(known.begin(), known.end(), key) == known.end()) throw fail("unknown key '" + key + "'");
+  }
+  TorchScriptConventions c;
+  try {
+    if (!cn["kind"]) throw fail("missing 'kind' (denoiser or generator)");
+    c.kind = cn["kind"].as<std::string>();
+    if (c.kind != "denoiser" && c.kind != "generator") throw fail("kind must be denoiser or generator");
+    if (!cn["shape"]) throw fail("missing 'shape' [C, H, W]");
+    c.shape = cn["shape"].as<std::vector<int64_t>>();
+    c.latent_shape = cn["latent_shape"] ? cn["latent_shape"].as<std::vector<int64_t>>() : c.shape;
+    for (const auto* s : {&c.shape, &c.latent_shape})
+      for (auto v : *s)
+        if (v < 1) throw fail("shapes must have positive entries");
+    if (cn["sigma_min"]) c.sigma_min = cn["sigma_min"].as<double>();
+    if (cn["sigma_max"]) c.sigma_max = cn["sigma_max"].as<double>();
+    if (cn["sigma_data"]) c.sigma_data = cn["sigma_data"].as<double>();
+    if (cn["value_range"]) {
+      auto r = cn["value_range"].as<std::vector<double>>();
+      if (r.size() != 2 || !(r[1] > r[0])) throw fail("value_range must be [lo, hi] with hi > lo");
+      c.value_lo = r[0];
+      c.value_hi = r[1];
+    }
+    if (cn["evaluations_per_call"]) c.evaluations_per_call = cn["evaluations_per_call"].as<int64_t>();
+  } catch (const YAML::Exception& e) {
+    throw fail("bad value (" + std::string(e.what()) + ")");
+  }
+  if (!(c.sigma_min > 0 && c.sigma_max > c.sigma_min && c.sigma_data > 0))
+    throw fail("need 0 < sigma_min < sigma_max and sigma_data > 0");
+  if (c.evaluations_per_call < 1) throw fail("evaluations_per_call must be >= 1");
+  // The sigmas are given in the network's value units; psbench works in [-1, 1].
+  const double a = (c.value_hi - c.value_lo) / 2.0;
+  c.sigma_min /= a;
+  c.sigma_max /= a;
+  c.sigma_data /= a;
+  return c;
+}
+
+torch::jit::Module load_torchscript(const std::string& path, const std::string& kind, c10::Device device) {
+  torch::jit::Module m;
+  try {
+    m = torch::jit::load(path, device);
+  } catch (const c10::Error& e) {
+    throw ConfigError("'" + path + "' is not a loadable TorchScript file (" +
+                      std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
+  auto method = m.find_method("forward");
+  if (!method) throw ConfigError("TorchScript file '" + path + "' has no forward method");
+  const size_t args = method->function().getSchema().arguments().size() - 1;  // without self
+  const size_t want = kind == "denoiser" ? 2 : 1;
+  if (args != want) {
+    std::ostringstream schema;
+    schema << method->function().getSchema();
+    throw ConfigError("TorchScript file '" + path + "': a " + kind + " needs forward(" +
+                      (kind == "denoiser" ? "x, sigma" : "z") + "), but its forward takes " + std::to_string(args) +
+                      " argument(s): " + schema.str());
+  }
+  m.eval();
+  return m;
+}
+
+TorchScriptDenoiser::TorchScriptDenoiser(const std::string& path, const TorchScriptConventions& conv, c10::Device device)
+    : module_(load_torchscript(path, "denoiser", device)), conv_(conv), device_(device) {}
+
+at::Tensor TorchScriptDenoiser::denoise(const at::Tensor& x, const at::Tensor& sigma) const {
+  const double a = (conv_.value_hi - conv_.value_lo) / 2.0, b = (conv_.value_hi + conv_.value_lo) / 2.0;
+  auto xn = (x.to(device_, at::kFloat) * a + b);
+  auto sn = sigma.to(device_, at::kFloat) * a;
+  auto out = module_.forward({xn, sn});
+  if (!out.isTensor()) throw std::runtime_error("TorchScript denoiser returned a non-tensor");
+  auto d = out.toTensor();
+  if (d.sizes() != x.sizes())
+    throw std::runtime_error("TorchScript denoiser returned shape " + shape_string(d.sizes().vec()) +
+                             " for input " + shape_string(x.sizes().vec()));
+  return ((d - b) / a).to(x.device(), x.scalar_type());
+}
+
+TorchScriptGenerator::TorchScriptGenerator(const std::string& path, const TorchScriptConventions& conv, c10::Device device)
+    : module_(load_torchscript(path, "generator", device)), conv_(conv), device_(device) {}
+
+at::Tensor TorchScriptGenerator::generate(const at::Tensor& z) const {
+  const double a = (conv_.value_hi - conv_.value_lo) / 2.0, b = (conv_.value_hi + conv_.value_lo) / 2.0;
+  auto out = module_.forward({z.to(device_, at::kFloat)});
+  if (!out.isTensor()) throw std::runtime_error("TorchScript generator returned a non-tensor");
+  auto x = out.toTensor();
+  std::vector<int64_t> want{z.size(0)};
+  want.insert(want.end(), conv_.shape.begin(), conv_.shape.end());
+  if (x.sizes() != at::IntArrayRef(want))
+    throw std::runtime_error("TorchScript generator returned shape " + shape_string(x.sizes().vec()) +
+                             ", expected " + shape_string(want));
+  return ((x - b) / a).to(z.device(), z.scalar_type());
+}
+
+}  // namespace psbench
