@@ -1,0 +1,266 @@
+// Baselines (DPS, DPS-CM, LGD, ALMC, DAPS) on an exact Gaussian mixture: each must beat the prior by a
+// clear margin in sliced Wasserstein distance to the exact posterior, count NFE exactly, and record a
+// diverging step as diverged (never as numbers).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "core/rng.h"
+#include "metrics/metric.h"
+#include "operators/lowrank.h"
+#include "priors/gmm.h"
+#include "runner/runner.h"
+#include "samplers/sampler.h"
+
+using namespace psbench;
+
+namespace {
+
+std::vector<uint64_t> seeds(int64_t n, uint64_t base) {
+  std::vector<uint64_t> s;
+  for (int64_t i = 0; i < n; ++i) s.push_back(derive_seed({base, static_cast<uint64_t>(i)}));
+  return s;
+}
+
+std::unique_ptr<Sampler> make_sampler(const std::string& name, std::map<std::string, OptionValue> given) {
+  const auto& entry = SamplerRegistry::instance().get(name, "sampler");
+  return entry.make(resolve_options(name, entry.options, std::move(given)));
+}
+
+// d = 8, 25 components; a rank-2 measurement (sigma_y = 0.1) of x* ~ prior: the posterior sits on a few
+// components while the prior spreads over all 25.
+struct GmmProblem {
+  GaussianMixture gmm;
+  at::Generator gen = make_generator(5);
+  LowRankOperator op;
+  GaussianNoise noise;
+  at::Tensor y;
+  GmmProblem(int64_t ode_steps = 8, double sigma_y = 0.1)
+      : gmm([&] {
+          GmmParams p;
+          p.dim = 8;
+          p.ode_steps = ode_steps;
+          return p;
+        }(), 3),
+        op(8, 2, gen), noise{sigma_y} {
+    y = noise.sample(op.forward(gmm.sample(1, gen)), gen);
+  }
+  Problem problem() const { return Problem(gmm, op, noise, y); }
+};
+
+double sw(const at::Tensor& a, const at::Tensor& b) {
+  auto g = make_generator(17);
+  return sliced_wasserstein(a, b, 500, g);
+}
+
+struct Scores {
+  double sampler, prior, floor;
+};
+
+Scores score(const GmmProblem& gp, const at::Tensor& samples) {
+  auto post = gp.gmm.exact_posterior(gp.op, gp.noise.sigma_y, gp.y);
+  auto g = make_generator(99);
+  auto ref = post->sample(2000, g);
+  auto prior_draws = gp.gmm.sample(samples.size(0), g);
+  auto exact_draws = post->sample(samples.size(0), g);
+  return {sw(samples, ref), sw(prior_draws, ref), sw(exact_draws, ref)};
+}
+
+// Recommended-scale settings for this small problem (kept short for test time).
+const std::map<std::string, std::map<std::string, OptionValue>> kSettings = {
+    {"dps", {{"steps", int64_t{100}}, {"step_scale", 1.0}}},
+    {"dps_cm", {{"steps", int64_t{50}}, {"step_scale", 1.0}, {"x0_estimate", std::string("consistency")}}},
+    {"lgd", {{"steps", int64_t{100}}, {"step_scale", 1.0}, {"mc_draws", int64_t{4}}}},
+    {"almc", {{"delta", 2e-3}, {"kappa", 0.5}, {"warm_start_steps", int64_t{500}}}},
+    {"daps", {{"levels", int64_t{50}}, {"langevin_steps", int64_t{40}}, {"ode_steps", int64_t{3}}, {"langevin_lr", 0.2}}},
+};
+
+std::string registry_name(const std::string& tag) { return tag == "dps_cm" ? "dps" : tag; }
+
+}  // namespace
+
+TEST_CASE("DPS, DPS-CM, LGD, ALMC and DAPS beat the prior by a clear margin on a Gaussian mixture",
+          "[baselines][statistical]") {
+  GmmProblem gp;
+  Problem problem = gp.problem();
+  const int64_t k = 100;
+  for (const auto& [tag, opts] : kSettings) {
+    auto sampler = make_sampler(registry_name(tag), opts);
+    auto out = sampler->run(problem, k, seeds(k, 11));
+    REQUIRE(out.samples.size(0) == k);
+    REQUIRE(at::isfinite(out.samples).all().item<bool>());
+    auto s = score(gp, out.samples);
+    INFO(tag << ": SW " << s.sampler << ", prior " << s.prior << ", exact floor " << s.floor);
+    // Clear margin: a third of the prior's distance (the prior is many floors away from the posterior).
+    CHECK(s.prior > 8 * s.floor);
+    CHECK(s.sampler < s.prior / 3);
+  }
+}
+
+TEST_CASE("Baseline NFE accounting is exact: S steps and K samples cost S*K evaluations", "[baselines]") {
+  GmmProblem gp(4);  // Phi and f: 2*4-1 = 7 evaluations per call
+  Problem problem = gp.problem();
+  const int64_t k = 6, s = 9;
+  SECTION("DPS-DM: S*K forward+backward") {
+    auto dps = make_sampler("dps", {{"steps", s}});
+    auto out = dps->run(problem, k, seeds(k, 1));
+    CHECK(out.sampling_nfe.forward_backward == s * k);
+    CHECK(out.sampling_nfe.forward == 0);
+    CHECK(out.warmup_nfe.total() == 0);
+    CHECK(dps->planned_nfe(k, gp.gmm) == s * k);
+    CHECK(out.trace.at("residual_norm").size() == static_cast<size_t>(s));
+  }
+  SECTION("DPS-CM: S*K forward+backward of f (7 each) and S*K forward of D") {
+    auto dps = make_sampler("dps", {{"steps", s}, {"x0_estimate", std::string("consistency")}});
+    auto out = dps->run(problem, k, seeds(k, 1));
+    CHECK(out.sampling_nfe.forward_backward == s * k * 7);
+    CHECK(out.sampling_nfe.forward == s * k);
+    CHECK(dps->planned_nfe(k, gp.gmm) == out.sampling_nfe.total());
+  }
+  SECTION("LGD: m draws cost no extra network evaluation") {
+    auto lgd = make_sampler("lgd", {{"steps", s}, {"mc_draws", int64_t{5}}});
+    auto out = lgd->run(problem, k, seeds(k, 1));
+    CHECK(out.sampling_nfe.forward_backward == s * k);
+    CHECK(lgd->planned_nfe(k, gp.gmm) == s * k);
+  }
+  SECTION("ALMC: one forward evaluation per annealing step, none in the warm start") {
+    // T = ln(1 + 80^2)/2 = 4.3831; (T - tau) * kappa / delta = (4.3831 - 0.0831) * 2 / 0.5 = 17.2 -> 18 steps.
+    auto almc = make_sampler("almc", {{"delta", 0.5}, {"kappa", 2.0}, {"tau", 0.0831}, {"warm_start_steps", int64_t{3}}});
+    auto out = almc->run(problem, k, seeds(k, 1));
+    CHECK(out.sampling_nfe.forward == 18 * k);
+    CHECK(out.sampling_nfe.forward_backward == 0);
+    CHECK(out.warmup_nfe.total() == 0);
+    CHECK(almc->planned_nfe(k, gp.gmm) == 18 * k);
+    CHECK(out.trace.at("sigma").size() == 18);
+    CHECK(out.trace.at("sigma").back() == Approx(std::sqrt(std::expm1(2 * 0.0831))));
+  }
+  SECTION("DAPS: levels * (2 ode_steps - 1) forward evaluations") {
+    auto daps = make_sampler("daps", {{"levels", int64_t{5}}, {"ode_steps", int64_t{3}}, {"langevin_steps", int64_t{4}}});
+    auto out = daps->run(problem, k, seeds(k, 1));
+    CHECK(out.sampling_nfe.forward == 5 * 5 * k);
+    CHECK(out.sampling_nfe.forward_backward == 0);
+    CHECK(daps->planned_nfe(k, gp.gmm) == 5 * 5 * k);
+  }
+}
+
+TEST_CASE("Baselines give the same samples batched or one run at a time", "[baselines]") {
+  GmmProblem gp(4);
+  Problem problem = gp.problem();
+  const std::vector<std::pair<std::string, std::map<std::string, OptionValue>>> cases = {
+      {"dps", {{"steps", int64_t{10}}}},
+      {"lgd", {{"steps", int64_t{10}}, {"mc_draws", int64_t{2}}}},
+      {"almc", {{"delta", 0.05}, {"warm_start_steps", int64_t{70}}}},
+      {"daps", {{"levels", int64_t{4}}, {"langevin_steps", int64_t{3}}, {"ode_steps", int64_t{2}}}}};
+  for (auto [name, opts] : cases) {
+    INFO(name);
+    auto all = make_sampler(name, opts)->run(problem, 5, seeds(5, 3));
+    opts["batch_size"] = int64_t{2};
+    auto split = make_sampler(name, opts)->run(problem, 5, seeds(5, 3));
+    REQUIRE(all.samples.size(0) == 5);
+    CHECK(at::allclose(all.samples, split.samples, 1e-9, 1e-9));
+    CHECK_FALSE(at::allclose(all.samples[0], all.samples[1], 1e-6, 1e-6));
+  }
+}
+
+TEST_CASE("A diverging step size marks baseline runs diverged with a message naming it", "[baselines]") {
+  GmmProblem gp(4, 0.01);
+  Problem problem = gp.problem();
+  const std::vector<std::tuple<std::string, std::map<std::string, OptionValue>, std::string>> cases = {
+      {"dps", {{"steps", int64_t{20}}, {"step_scale", 1e9}}, "step_scale=1000000000"},
+      {"almc", {{"delta", 0.5}, {"warm_start_step", 0.5}, {"warm_start_steps", int64_t{20}}}, "warm_start_step=0.5"},
+      {"daps", {{"levels", int64_t{5}}, {"langevin_steps", int64_t{30}}, {"langevin_lr", 5.0}}, "langevin_lr=5"}};
+  for (const auto& [name, opts, needle] : cases) {
+    INFO(name);
+    auto out = make_sampler(name, opts)->run(problem, 4, seeds(4, 2));
+    CHECK(out.diverged == std::vector<uint8_t>(4, 1));
+    CHECK(out.samples.size(0) == 0);
+    INFO(out.divergence_message);
+    CHECK(out.divergence_message.find(needle) != std::string::npos);
+  }
+}
+
+TEST_CASE("A diverging DPS cell is stored as diverged with its message and no metric values", "[baselines][runner]") {
+  auto ex = parse_experiment_text(R"(
+name: dps_divergence
+seed: 1
+measurements: 1
+samples_per_measurement: 4
+metrics: [sliced_wasserstein]
+tasks: [{name: gmm_lowrank, d_y: 2, sigma_y: 0.01}]
+priors: [{name: gmm, dim: 8, ode_steps: 4}]
+samplers:
+  - {name: dps, steps: 20, step_scale: [1.0, 1.0e9]}
+)", "inline.yaml");
+  PriorCache priors;
+  validate_experiment(ex, priors);
+  REQUIRE(ex.cells.size() == 2);
+  auto ok = run_cell(ex.cells[0], priors, RunOptions{});
+  auto bad = run_cell(ex.cells[1], priors, RunOptions{});
+  CHECK(ok.attr("status") == "ok");
+  CHECK(ok.arrays.count("metrics/sliced_wasserstein") == 1);
+  CHECK(bad.attr("status") == "diverged");
+  CHECK(bad.attr("message").find("step_scale=1000000000") != std::string::npos);
+  CHECK(bad.arrays.count("metrics/sliced_wasserstein") == 0);
+  CHECK(bad.arrays.at("nfe/chain_forward_backward")[0].item<int64_t>() > 0);
+}
+
+TEST_CASE("DPS-CM on a prior without a consistency function and an over-budget baseline are config errors",
+          "[baselines]") {
+  auto text = [](const std::string& sampler, int budget) {
+    return "name: e\nseed: 1\nmeasurements: 1\nsamples_per_measurement: 4\nnfe_budget: " + std::to_string(budget) +
+           "\ntasks: [{name: gmm_lowrank, d_y: 2}]\npriors: [{name: gmm, dim: 8, ode_steps: 4}]\nsamplers: [" + sampler +
+           "]\n";
+  };
+  PriorCache priors;
+  // 4 samples x 10 steps = 40 evaluations: a budget of 40 is enough, 39 is not.
+  auto fits = parse_experiment_text(text("{name: dps, steps: 10}", 40), "fits.yaml");
+  CHECK_NOTHROW(validate_experiment(fits, priors));
+  auto over = parse_experiment_text(text("{name: dps, steps: 10}", 39), "over.yaml");
+  CHECK_THROWS_AS(validate_experiment(over, priors), ConfigError);
+  // The GMM prior has a consistency function (its exact ODE): DPS-CM validates.
+  auto cm = parse_experiment_text(text("{name: dps, steps: 10, x0_estimate: consistency}", 0), "cm.yaml");
+  CHECK_NOTHROW(validate_experiment(cm, priors));
+}
+
+TEST_CASE("The GMM consistency function is the generator's ODE started at (x, sigma)", "[baselines][priors]") {
+  auto g = make_generator(4);
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  GmmParams p;
+  p.dim = 8;
+  p.ode_steps = 6;
+  GaussianMixture gmm(p, 3);
+  // From sigma_max, f is exactly the generator's integration (same Karras grid, same Heun steps).
+  auto ode = dynamic_cast<const OdeGenerator*>(gmm.generator());
+  REQUIRE(ode != nullptr);
+  auto x_t = 80.0 * at::randn({5, 8}, g, opts);
+  CHECK(at::allclose(gmm.consistency()->consistency(x_t, at::full({5}, 80.0, opts)), ode->integrate(x_t), 1e-9, 1e-9));
+  const auto& f = *gmm.consistency();
+  CHECK(f.consistency_evaluations() == 11);
+  // f(x, sigma) at small sigma is close to the denoiser's output, and f(x, sigma_min) ~ D(x, sigma_min) ~ x.
+  auto x0 = gmm.sample(5, g);
+  auto xs = x0 + 0.002 * at::randn({5, 8}, g, opts);
+  auto fx = f.consistency(xs, at::full({5}, 0.002, opts));
+  CHECK((fx - xs).abs().max().item<double>() < 1e-4);
+  // Consistency: points on one ODE trajectory map to the same endpoint. Integrate from sigma = 10 down to
+  // sigma = 1 along the exact ODE (fine Heun), then f from both points must agree.
+  auto x10 = x0 + 10.0 * at::randn({5, 8}, g, opts);
+  at::Tensor x1 = x10.clone();
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    double s0 = 10.0 - 9.0 * i / n, s1 = 10.0 - 9.0 * (i + 1) / n;
+    auto d0 = (x1 - gmm.denoise(x1, at::full({5}, s0, opts))) / s0;
+    auto xe = x1 + (s1 - s0) * d0;
+    auto d1 = (xe - gmm.denoise(xe, at::full({5}, s1, opts))) / s1;
+    x1 = x1 + (s1 - s0) * 0.5 * (d0 + d1);
+  }
+  GmmParams fine = p;
+  fine.ode_steps = 64;
+  GaussianMixture gfine(fine, 3);
+  auto f10 = gfine.consistency()->consistency(x10, at::full({5}, 10.0, opts));
+  auto f1 = gfine.consistency()->consistency(x1, at::full({5}, 1.0, opts));
+  CHECK((f10 - f1).abs().max().item<double>() < 0.05);
+  // And per-row noise levels are honoured: rows at different sigma in one batch equal separate calls.
+  auto both = gfine.consistency()->consistency(at::cat({x10.slice(0, 0, 2), x1.slice(0, 2, 5)}),
+                                               at::tensor({10.0, 10.0, 1.0, 1.0, 1.0}, opts));
+  CHECK(at::allclose(both, at::cat({f10.slice(0, 0, 2), f1.slice(0, 2, 5)}), 1e-10, 1e-10));
+}
