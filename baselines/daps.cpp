@@ -2,8 +2,9 @@
 //
 // Noise levels sigma_0 = sigma_start > ... > sigma_{L-1} = sigma_end on the Karras grid (rho 7); x ~ sigma_0 z.
 // At level i:
-//   1. x0_hat = probability-flow ODE from (x, sigma_i) to 0 with ode_steps Heun steps (2 ode_steps - 1 forward
-//      denoiser evaluations; integrate_pf_ode);
+//   1. x0_hat = probability-flow ODE from (x, sigma_i) to 0 with ode_steps Euler steps (ode_steps forward
+//      denoiser evaluations; one step is the Tweedie mean D(x, sigma_i)) or Heun steps (2 ode_steps - 1;
+//      unstable for very few steps: the corrector at sigma_min after a long step explodes);
 //   2. Langevin on x0 for langevin_steps steps, started at x0_hat, targeting
 //        N(x0; x0_hat, r_i^2 I) exp(-R(x0)),  r_i = r_scale sigma_i:
 //        x0 <- x0 + eta_i (-(x0 - x0_hat) / r_i^2 - grad R(x0)) + sqrt(2 eta_i) xi,
@@ -28,6 +29,7 @@ struct DapsOptions {
   double sigma_start = 0;  // 0 = the denoiser's sigma_max
   double sigma_end = 0.1;
   int64_t ode_steps = 5;
+  bool heun = false;
   int64_t langevin_steps = 100;
   double langevin_lr = 0.1;
   double r_scale = 1.0;
@@ -53,8 +55,10 @@ class Daps : public Sampler {
     if (!prior.denoiser())
       throw ConfigError("sampler daps: prior '" + prior.name() + "' has no denoiser D(x, sigma)");
     levels(*prior.denoiser());
-    return num_samples * o_.levels * (2 * o_.ode_steps - 1);
+    return num_samples * o_.levels * evals_per_level();
   }
+
+  int64_t evals_per_level() const { return o_.heun ? 2 * o_.ode_steps - 1 : o_.ode_steps; }
 
   SamplerOutput run(const Problem& problem, int64_t num_samples,
                     const std::vector<uint64_t>& chain_seeds) const override {
@@ -83,7 +87,7 @@ class Daps : public Sampler {
       at::Tensor x0;
       for (int64_t i = 0; i < o_.levels && !chains.empty(); ++i) {
         const int64_t b = chains.size();
-        auto x0_hat = integrate_pf_ode(den, x, at::full({b}, sig[i], x.options()), o_.ode_steps);
+        auto x0_hat = integrate_pf_ode(den, x, at::full({b}, sig[i], x.options()), o_.ode_steps, 7.0, o_.heun);
         const double r = o_.r_scale * sig[i], r2 = r * r;
         const double eta = o_.langevin_lr / (1.0 / r2 + 1.0 / sy2);
         // Langevin noise of this level and the re-noising draw, one block per chain.
@@ -99,11 +103,13 @@ class Daps : public Sampler {
         move_trace.add(static_cast<size_t>(i), (x0 - x0_hat).flatten(1).norm(2, 1).sum().item<double>(), b);
         const double s_next = i + 1 < o_.levels ? sig[i + 1] : 0.0;
         x = x0 + s_next * noise.select(1, o_.langevin_steps);
-        auto ok = finite_and_bounded(x0, at::scalar_tensor(o_.divergence_threshold * sd * sd, x.options()))
-                      .logical_and(finite_and_bounded(x, at::scalar_tensor(o_.divergence_threshold * (s_next * s_next + sd * sd), x.options())));
+        // x0 | x_t spreads over r_i around x0_hat: bound it like a state at noise level r_i.
+        auto ok = finite_and_bounded(x0, at::scalar_tensor(o_.divergence_threshold * (r2 + sd * sd), x.options()))
+                      .logical_and(finite_and_bounded(
+                          x, at::scalar_tensor(o_.divergence_threshold * (s_next * s_next + r2 + sd * sd), x.options())));
         if (chains.check(ok, out, [&](int64_t c) {
               return "chain " + std::to_string(c) + " diverged (non-finite or ||x0||^2/dim > " +
-                     format_value(o_.divergence_threshold) + " sigma_data^2) at level " + std::to_string(i) +
+                     format_value(o_.divergence_threshold) + " (r^2 + sigma_data^2)) at level " + std::to_string(i) +
                      " (sigma=" + format_value(sig[i]) + ", langevin_lr=" + format_value(o_.langevin_lr) + ")";
             }, keep)) {
           if (chains.empty()) break;
@@ -131,7 +137,9 @@ SamplerRegistrar reg_daps(
      {OptionSpec::integer("levels", 200, "annealing levels (Karras grid from sigma_start to sigma_end)").at_least(1),
       OptionSpec::real("sigma_start", 0.0, "first noise level (0 = the denoiser's sigma_max)").at_least(0),
       OptionSpec::real("sigma_end", 0.1, "last noise level").above(0),
-      OptionSpec::integer("ode_steps", 5, "Heun steps of the x0_hat ODE (2 ode_steps - 1 evaluations)").at_least(1),
+      OptionSpec::integer("ode_steps", 5, "steps of the x0_hat ODE").at_least(1),
+      OptionSpec::choice("ode_solver", "euler", {"euler", "heun"},
+                         "euler: ode_steps evaluations (1 step = Tweedie mean); heun: 2 ode_steps - 1"),
       OptionSpec::integer("langevin_steps", 100, "Langevin steps on x0 per level").at_least(0),
       OptionSpec::real("langevin_lr", 0.1,
                        "Langevin step as a fraction of the inverse curvature: eta = lr / (1/r^2 + 1/sigma_y^2)")
@@ -141,7 +149,7 @@ SamplerRegistrar reg_daps(
           .at_least(0)
           .execution(),
       OptionSpec::real("divergence_threshold", 1e4,
-                       "a run with ||x0||^2/dim above this times sigma_data^2, or non-finite, is marked diverged")
+                       "a run with ||x0||^2/dim above this times (r^2 + sigma_data^2), or non-finite, is marked diverged")
           .above(0)},
      [](const Options& o) {
        DapsOptions d;
@@ -149,6 +157,7 @@ SamplerRegistrar reg_daps(
        d.sigma_start = o.get_real("sigma_start");
        d.sigma_end = o.get_real("sigma_end");
        d.ode_steps = o.get_int("ode_steps");
+       d.heun = o.get_string("ode_solver") == "heun";
        d.langevin_steps = o.get_int("langevin_steps");
        d.langevin_lr = o.get_real("langevin_lr");
        d.r_scale = o.get_real("r_scale");

