@@ -270,6 +270,21 @@ TEST_CASE("DPS-CM on a prior without a consistency function and an over-budget b
   // The GMM prior has a consistency function (its exact ODE): DPS-CM validates.
   auto cm = parse_experiment_text(text("{name: dps, steps: 10, x0_estimate: consistency}", 0), "cm.yaml");
   CHECK_NOTHROW(validate_experiment(cm, priors));
+  // A prior without one (a mixture that hides it): a ConfigError before any work, and from run() too.
+  struct NoConsistency : GaussianMixture {
+    using GaussianMixture::GaussianMixture;
+    const ConsistencyFunction* consistency() const override { return nullptr; }
+  };
+  GmmParams p;
+  p.dim = 8;
+  p.ode_steps = 4;
+  NoConsistency prior(p, 3);
+  auto dps_cm = make_sampler("dps", {{"steps", int64_t{10}}, {"x0_estimate", std::string("consistency")}});
+  CHECK_THROWS_AS(dps_cm->planned_nfe(4, prior), ConfigError);
+  GmmProblem gp(4);
+  Problem problem(prior, gp.op, gp.noise, gp.y);
+  CHECK_THROWS_AS(dps_cm->run(problem, 4, seeds(4, 1)), ConfigError);
+  CHECK_NOTHROW(make_sampler("dps", {{"steps", int64_t{10}}})->planned_nfe(4, prior));
 }
 
 TEST_CASE("The GMM consistency function is the generator's ODE started at (x, sigma)", "[baselines][priors]") {
