@@ -75,6 +75,7 @@ void GaussianMixture::init(int64_t ode_steps, const std::string& start) {
   auto l = start_sqrt_;
   generator_ = std::make_unique<OdeGenerator>(
       *this, Shape{dim_}, ode_steps, 7.0, [m, l](const at::Tensor& z) { return m + z.matmul(l.t()); });
+  consistency_ = std::make_unique<OdeConsistency>(*this, ode_steps, 7.0);
 }
 
 at::Tensor GaussianMixture::mean() const { return weights_.matmul(means_); }

@@ -33,6 +33,8 @@ class GaussianMixture : public Prior, public Denoiser {
   at::ScalarType dtype() const override { return at::kDouble; }
   const Denoiser* denoiser() const override { return this; }
   const Generator* generator() const override { return generator_.get(); }
+  // f(x, sigma): the exact-score probability-flow ODE from sigma to 0 with ode_steps Heun steps.
+  const ConsistencyFunction* consistency() const override { return consistency_.get(); }
   bool can_sample() const override { return true; }
   at::Tensor sample(int64_t n, at::Generator& gen) const override;
   std::unique_ptr<ExactPosterior> exact_posterior(const Operator& op, double sigma_y,
@@ -57,6 +59,7 @@ class GaussianMixture : public Prior, public Denoiser {
   at::Tensor means_, weights_;
   double variance_, sigma_max_;
   std::unique_ptr<OdeGenerator> generator_;
+  std::unique_ptr<OdeConsistency> consistency_;
   at::Tensor start_mean_, start_sqrt_;
 };
 

@@ -8,6 +8,32 @@ namespace psbench {
 // Karras grid sigma_0 = sigma_max > ... > sigma_{n-1} = sigma_min, followed by sigma_n = 0.
 std::vector<double> karras_sigmas(int64_t steps, double sigma_min, double sigma_max, double rho = 7.0);
 
+// Integration of the probability-flow ODE from (x, sigma_b) to 0, per row b, on a Karras grid of
+// `steps` points from sigma_b down to min(sigma_min, sigma_b) followed by an Euler step to 0.
+// Heun: 2 * steps - 1 denoiser evaluations; with every sigma_b = sigma_max this is the OdeGenerator's
+// integration. Euler (heun = false): `steps` evaluations; one step gives the Tweedie mean D(x, sigma_b), and
+// few steps stay stable where Heun's corrector at sigma_min after a long step does not.
+// x: [B, *shape], sigma: [B]. Differentiable in x.
+at::Tensor integrate_pf_ode(const Denoiser& denoiser, at::Tensor x, const at::Tensor& sigma, int64_t steps,
+                            double rho = 7.0, bool heun = true);
+
+// The consistency function of a prior with an exact (or trusted) denoiser: f(x, sigma) = the
+// probability-flow ODE solved from sigma to 0 with `steps` Heun steps (integrate_pf_ode).
+class OdeConsistency : public ConsistencyFunction {
+ public:
+  OdeConsistency(const Denoiser& denoiser, int64_t steps, double rho = 7.0)
+      : denoiser_(denoiser), steps_(steps), rho_(rho) {}
+  at::Tensor consistency(const at::Tensor& x, const at::Tensor& sigma) const override {
+    return integrate_pf_ode(denoiser_, x, sigma, steps_, rho_);
+  }
+  int64_t consistency_evaluations() const override { return 2 * steps_ - 1; }
+
+ private:
+  const Denoiser& denoiser_;
+  int64_t steps_;
+  double rho_;
+};
+
 class OdeGenerator : public Generator {
  public:
   // x_T = start_mean + start_scale(z): the starting state at sigma_max. For neural priors

@@ -327,6 +327,7 @@ PpcaMixture::PpcaMixture(PpcaParameters params, Shape data_shape, int64_t ode_st
     auto zf = z.flatten(1);
     return (m.to(zf.scalar_type()) + zf.matmul(l.to(zf.scalar_type()).t())).reshape(batch_shape);
   });
+  consistency_ = std::make_unique<OdeConsistency>(*this, ode_steps, 7.0);
 }
 
 at::Tensor PpcaMixture::mean() const { return p_.weights.matmul(p_.means); }

@@ -77,6 +77,8 @@ class PpcaMixture : public Prior, public Denoiser {
   at::ScalarType dtype() const override { return at::kDouble; }
   const Denoiser* denoiser() const override { return this; }
   const Generator* generator() const override { return generator_.get(); }
+  // f(x, sigma): the exact-score probability-flow ODE from sigma to 0 with ode_steps Heun steps.
+  const ConsistencyFunction* consistency() const override { return consistency_.get(); }
   bool can_sample() const override { return true; }
   at::Tensor sample(int64_t n, at::Generator& gen) const override;
   // Component draws: also returns the component of each draw.
@@ -102,6 +104,7 @@ class PpcaMixture : public Prior, public Denoiser {
   Shape shape_;
   double sigma_max_;
   std::unique_ptr<OdeGenerator> generator_;
+  std::unique_ptr<OdeConsistency> consistency_;
   std::map<std::string, std::string> provenance_;
 };
 

@@ -33,6 +33,18 @@ class Generator {
   virtual int64_t evaluations_per_call() const = 0;
 };
 
+// Consistency function f(x_t, sigma) (Song et al. 2023): a one-step estimate of the probability-flow
+// ODE's endpoint x_0 from x_t at noise level sigma, with f(x, sigma_min) ~ x. Differentiable in x.
+// A consistency model implements it with one network call; analytic priors integrate the exact ODE.
+class ConsistencyFunction {
+ public:
+  virtual ~ConsistencyFunction() = default;
+  // x: [B, *shape]; sigma: [B].
+  virtual at::Tensor consistency(const at::Tensor& x, const at::Tensor& sigma) const = 0;
+  // Network (or exact-score) evaluations inside one call for one image: the unit of NFE.
+  virtual int64_t consistency_evaluations() const { return 1; }
+};
+
 // The exact posterior of a linear-Gaussian problem under an analytic prior.
 class ExactPosterior {
  public:
@@ -53,6 +65,8 @@ class Prior {
   virtual at::ScalarType dtype() const { return at::kFloat; }
   virtual const Denoiser* denoiser() const { return nullptr; }
   virtual const Generator* generator() const { return nullptr; }
+  // nullptr when the prior has no consistency function (DPS-CM needs one).
+  virtual const ConsistencyFunction* consistency() const { return nullptr; }
   // Exact draws from the prior itself (analytic priors), used as ground truth by the "prior" dataset.
   virtual bool can_sample() const { return false; }
   virtual at::Tensor sample(int64_t n, at::Generator& gen) const;

@@ -16,6 +16,13 @@ at::Tensor Problem::denoise(const at::Tensor& x, const at::Tensor& sigma, bool w
   return d.denoise(x, sigma);
 }
 
+at::Tensor Problem::consistency(const at::Tensor& x, const at::Tensor& sigma, bool with_grad,
+                                NfeCount& count) const {
+  const auto& f = consistency_function("");
+  (with_grad ? count.forward_backward : count.forward) += x.size(0) * f.consistency_evaluations();
+  return f.consistency(x, sigma);
+}
+
 at::Tensor Problem::potential(const at::Tensor& x) const { return noise_.potential(y_, op_.forward(x)); }
 
 const Generator& Problem::generator(const std::string& sampler) const {
@@ -30,6 +37,13 @@ const Denoiser& Problem::denoiser(const std::string& sampler) const {
     throw ConfigError((sampler.empty() ? std::string("sampler") : "sampler " + sampler) + ": prior '" +
                       prior_.name() + "' has no denoiser D(x, sigma)");
   return *prior_.denoiser();
+}
+
+const ConsistencyFunction& Problem::consistency_function(const std::string& sampler) const {
+  if (!prior_.consistency())
+    throw ConfigError((sampler.empty() ? std::string("sampler") : "sampler " + sampler) + ": prior '" +
+                      prior_.name() + "' has no consistency function f(x, sigma)");
+  return *prior_.consistency();
 }
 
 Stopwatch::Stopwatch()

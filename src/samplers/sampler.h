@@ -37,10 +37,13 @@ class Problem {
   at::Tensor generate(const at::Tensor& z, bool with_grad, NfeCount& count) const;
   // D(x, sigma) for a batch (one evaluation per image).
   at::Tensor denoise(const at::Tensor& x, const at::Tensor& sigma, bool with_grad, NfeCount& count) const;
+  // Consistency function f(x, sigma) for a batch (consistency_evaluations() per image).
+  at::Tensor consistency(const at::Tensor& x, const at::Tensor& sigma, bool with_grad, NfeCount& count) const;
   // R(x) = ||y - A(x)||^2 / (2 sigma_y^2) per batch element.
   at::Tensor potential(const at::Tensor& x) const;
   const Generator& generator(const std::string& sampler) const;  // errors if the prior has none
   const Denoiser& denoiser(const std::string& sampler) const;
+  const ConsistencyFunction& consistency_function(const std::string& sampler) const;
 
  private:
   const Prior& prior_;

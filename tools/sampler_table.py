@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""Compact markdown table of a psbench results file: one row per sampler configuration, one column per
+(prior.dim, task.d_y) problem, each entry the mean ± standard error over measurements of one metric, plus
+the NFE per measurement (warm-up + chain, forward-only and forward+backward summed) of each row.
+
+Usage: /usr/bin/python3 tools/sampler_table.py RESULTS.h5 [--metric sliced_wasserstein]
+Reads the file with h5py (Debian's python3-h5py, python3-yaml).
+"""
+import argparse
+import collections
+
+import h5py
+import numpy as np
+import yaml
+
+DEFAULTS_LEFT_OUT = {"name", "batch_size", "divergence_threshold"}
+
+
+def sampler_label(s):
+    extra = ", ".join(f"{k}={v}" for k, v in s.items() if k not in DEFAULTS_LEFT_OUT and k in SHOWN.get(s["name"], ()))
+    return s["name"] + (f" ({extra})" if extra else "")
+
+
+# Options shown in the row label (the swept or distinguishing ones); everything else is in the yaml file.
+SHOWN = {
+    "dps": ("step_scale", "steps", "x0_estimate"),
+    "lgd": ("step_scale", "steps", "mc_draws"),
+    "almc": ("delta", "kappa"),
+    "daps": ("levels", "langevin_steps", "langevin_lr", "ode_steps"),
+    "noise_langevin": ("step_size", "chains"),
+    "noise_mala": ("step_size", "adapt_steps", "chains"),
+    "noise_pcn": ("beta", "adapt_steps", "chains"),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--metric", default="sliced_wasserstein")
+    args = ap.parse_args()
+    table = collections.OrderedDict()
+    nfe = {}
+    problems = set()
+    order = []
+    with h5py.File(args.results, "r") as f:
+        cells = f["cells"]
+        keyed = sorted(cells.keys(), key=lambda k: int(cells[k].attrs.get("cell_index", 0)))
+        for key in keyed:
+            c = cells[key]
+            cfg = yaml.safe_load(c.attrs["config"])
+            label = sampler_label(cfg["sampler"])
+            prob = (cfg["prior"].get("dim"), cfg["task"].get("d_y"))
+            problems.add(prob)
+            if label not in table:
+                table[label] = {}
+                order.append(label)
+            status = c.attrs["status"]
+            if status != "ok" or f"metrics/{args.metric}" not in c:
+                table[label][prob] = status
+                continue
+            v = np.asarray(c[f"metrics/{args.metric}"])
+            se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+            table[label][prob] = f"{v.mean():.3g} ± {se:.2g}"
+            total = sum(np.asarray(c[f"nfe/{n}"]).mean() for n in
+                        ("warmup_forward", "warmup_forward_backward", "chain_forward", "chain_forward_backward"))
+            nfe.setdefault(label, {})[prob[0]] = total
+    probs = sorted(problems)
+    dims = sorted({p[0] for p in probs})
+    print("| sampler | " + " | ".join(f"d={d}, d_y={dy}" for d, dy in probs) + " | " +
+          " | ".join(f"NFE d={d}" for d in dims) + " |")
+    print("|---" * (1 + len(probs) + len(dims)) + "|")
+    for label in order:
+        row = [table[label].get(p, "—") for p in probs]
+        nf = [f"{nfe.get(label, {}).get(d, 0):.0f}" for d in dims]
+        print(f"| {label} | " + " | ".join(row) + " | " + " | ".join(nf) + " |")
+
+
+if __name__ == "__main__":
+    main()
