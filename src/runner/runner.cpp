@@ -64,6 +64,10 @@ Components build(const CellSpec& spec, PriorCache& priors) {
     std::unique_ptr<Metric> metric;
     try {
       metric = MetricRegistry::instance().get(m.component(), "metric").make(m);
+    } catch (const MetricUnavailable& e) {
+      // Needs a user-supplied file (fid, lpips_alex...): only ever run when asked for.
+      if (spec.metrics_explicit) throw ConfigError("metric " + m.component() + ": " + e.what());
+      continue;
     } catch (const ConfigError& e) {
       if (spec.metrics_explicit) throw ConfigError("metric " + m.component() + ": " + e.what());
       c.skipped_metrics.push_back(m.component() + ": " + e.what());

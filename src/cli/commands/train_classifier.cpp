@@ -57,7 +57,7 @@ void update_manifest(const std::string& manifest, const std::string& file, const
 int train_classifier(const std::vector<std::string>& args) {
   po::options_description desc("psbench train classifier [options]");
   std::string out, manifest, root;
-  int64_t epochs = 4, batch = 128, seed = 0, threads = 1, log_every = 50;
+  int64_t epochs = 10, batch = 128, seed = 0, threads = 1, log_every = 50;
   double lr = 2e-3;
   desc.add_options()("help,h", "show this help")(
       "out,o", po::value(&out)->default_value(std::string(PSBENCH_SOURCE_DIR) + "/data/models/fmnist_cnn.pt"),
