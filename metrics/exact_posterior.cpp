@@ -83,9 +83,9 @@ class MseToTruth : public Metric {
  public:
   bool lower_is_better() const override { return true; }
   MetricLevel level() const override { return MetricLevel::PerSample; }
-  double compute(const MetricInput& in) const override {
-    auto d = in.samples.to(at::kDouble).flatten(1) - in.x_true.to(at::kDouble).flatten().unsqueeze(0);
-    return d.pow(2).mean(1).mean().item<double>();
+  at::Tensor per_sample(const MetricInput& in, const at::Tensor& images) const override {
+    auto d = images.to(at::kDouble).flatten(1) - in.x_true.to(at::kDouble).flatten().unsqueeze(0);
+    return d.pow(2).mean(1);
   }
 };
 

@@ -1,16 +1,30 @@
 #pragma once
 // Metrics: registered by name, each declares its direction and level. Metrics never call samplers.
+//
+// Levels and aggregation (honest by construction; see README "Metrics"):
+// - PerSample: per_sample() scores each of the K samples of a measurement against x*, y or the label.
+//   The runner stores the mean over the K samples under the metric's name, the score of the posterior
+//   mean (the mean of the K samples) under "<name>@posterior_mean" and, only when the metric's
+//   `best_of_k` option is set, the best of the K scores under "<name>@best_of_k" — selection against
+//   the ground truth never hides under the plain name.
+// - PerMeasurement: compute() gives one number from the K samples of one measurement.
+// - PerSet: compute_set() sees every measurement's samples and ground truth of a cell at once
+//   (Fréchet distance, KID): one number per cell.
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/options.h"
 #include "core/registry.h"
 #include "priors/prior.h"
 
 namespace psbench {
+
+class Operator;
 
 enum class MetricLevel { PerSample, PerMeasurement, PerSet };
 
@@ -19,32 +33,79 @@ struct MetricInput {
   at::Tensor y;                    // [*output_shape]
   at::Tensor samples;              // [K, *shape], from non-diverged chains only
   const ExactPosterior* exact = nullptr;  // closed-form posterior when the prior has one
+  const Operator* op = nullptr;    // the measurement's forward operator A
+  double sigma_y = 0;              // its noise level
+  int64_t label = -1;              // class of x* when the dataset has labels, else -1
   uint64_t measurement_seed = 0;   // depends on the measurement only: same projections for every sampler
   // Exact-posterior reference draws already made for this measurement, by count (see reference_draws).
   mutable std::map<int64_t, at::Tensor> reference_cache;
 };
 
-// `n` exact-posterior draws from the measurement's Reference stream: every sampler of a measurement, and
-// every metric of a cell, is judged against the same draws, made once per measurement and count.
-const at::Tensor& reference_draws(const MetricInput& in, int64_t n);
+// Everything a per-set metric sees: the cell's measurements, in order.
+struct SetInput {
+  std::vector<at::Tensor> samples;  // per measurement [K_m, *shape]
+  at::Tensor x_true;                // [M, *shape]
+  uint64_t seed = 0;                // for random subsets (KID): depends on the cell's measurements only
+};
+
+struct SetValue {
+  double value = 0;
+  double spread = std::numeric_limits<double>::quiet_NaN();  // e.g. KID's std over subsets; NaN if none
+  std::string warning;                                       // shown with the report, empty if none
+};
+
+// What a metric needs of the data to apply at all (checked before any work).
+struct MetricContext {
+  std::vector<int64_t> data_shape;  // one x
+  bool has_labels = false;
+  int64_t samples = 0;              // K per measurement (0 = unknown)
+};
 
 class Metric {
  public:
   virtual ~Metric() = default;
   virtual bool lower_is_better() const = 0;
+  // Metrics with a target value (data consistency: 1) rather than a direction; NaN = none.
+  virtual double target() const { return std::numeric_limits<double>::quiet_NaN(); }
   virtual MetricLevel level() const { return MetricLevel::PerMeasurement; }
   virtual bool needs_exact_posterior() const { return false; }
-  // One number per measurement (per-sample metrics return their mean over the K samples).
-  virtual double compute(const MetricInput& in) const = 0;
+  // Empty when the metric applies to this data, else why not ("needs images [1, 28, 28]").
+  virtual std::string unsupported(const MetricContext&) const { return ""; }
+  // PerMeasurement: one number per measurement.
+  virtual double compute(const MetricInput& in) const;
+  // PerSample: one score per image of `images` [N, *shape], judged against in.x_true / in.y / in.label.
+  virtual at::Tensor per_sample(const MetricInput& in, const at::Tensor& images) const;
+  // PerSample metrics also store the best of K under its own name when this is true.
+  virtual bool best_of_k() const { return false; }
+  // PerSet: one number per cell (with optional spread and warning).
+  virtual SetValue compute_set(const SetInput& in) const;
+  // PerMeasurement metrics may add arrays (e.g. the per-pixel standard deviation map), by suffix.
+  virtual std::map<std::string, at::Tensor> extra_arrays(const MetricInput&) const { return {}; }
+  // Network name, weight file and its sha256 for metrics computed on a network.
+  virtual std::map<std::string, std::string> provenance() const { return {}; }
 };
 
 using MetricRegistry = Registry<Metric>;
 using MetricRegistrar = Registrar<Metric>;
+
+// Thrown by a metric factory when the metric cannot exist without a user-supplied file (fid, kid,
+// lpips_alex, lpips_vgg without network_path): a defaulted metric list skips such metrics, an explicit
+// one reports the error.
+struct MetricUnavailable : ConfigError {
+  using ConfigError::ConfigError;
+};
 
 // Sliced Wasserstein-2 between two point clouds [n, d] and [m, d] (sizes may differ):
 // sqrt of the mean over random unit directions of the exact 1-D W_2^2 between the projections.
 double sliced_wasserstein(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen);
 // Exact W_2^2 between the empirical distributions of two sorted 1-D samples, per column: [n, P], [m, P] -> [P].
 at::Tensor wasserstein2_sq_sorted(const at::Tensor& a_sorted, const at::Tensor& b_sorted);
+
+// `n` exact-posterior draws from the measurement's Reference stream: every sampler of a measurement, and
+// every metric of a cell, is judged against the same draws, made once per measurement and count.
+const at::Tensor& reference_draws(const MetricInput& in, int64_t n);
+
+// Shape check shared by image metrics: "" when `shape` is [C, H, W] with C in {1, 3}.
+std::string image_shape_problem(const std::vector<int64_t>& shape, int64_t min_side = 1);
 
 }  // namespace psbench

@@ -4,10 +4,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
-
-#include "core/errors.h"
+#include <stdexcept>
+#include <vector>
 
 namespace psbench {
+
 namespace {
 
 constexpr std::array<uint32_t, 64> kRound = {
@@ -20,39 +21,47 @@ constexpr std::array<uint32_t, 64> kRound = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
 class Sha256 {
  public:
-  void update(const unsigned char* data, size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-      block_[fill_++] = data[i];
+  void update(const unsigned char* p, size_t n) {
+    total_ += n;
+    while (n > 0) {
+      const size_t take = std::min(n, size_t{64} - fill_);
+      std::copy(p, p + take, block_.begin() + fill_);
+      fill_ += take;
+      p += take;
+      n -= take;
       if (fill_ == 64) {
         compress();
         fill_ = 0;
       }
     }
-    length_ += n;
   }
   std::string hex() {
-    const uint64_t bits = length_ * 8;
+    const uint64_t bits = total_ * 8;
     const unsigned char one = 0x80, zero = 0;
     update(&one, 1);
     while (fill_ != 56) update(&zero, 1);
     unsigned char len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
     update(len, 8);
-    char out[65];
-    for (int i = 0; i < 8; ++i) std::snprintf(out + 8 * i, 9, "%08x", h_[i]);
-    return std::string(out, 64);
+    std::string out;
+    char buf[9];
+    for (uint32_t v : h_) {
+      std::snprintf(buf, sizeof buf, "%08x", v);
+      out += buf;
+    }
+    return out;
   }
 
  private:
   void compress() {
     uint32_t w[64];
     for (int i = 0; i < 16; ++i)
-      w[i] = (uint32_t(block_[4 * i]) << 24) | (uint32_t(block_[4 * i + 1]) << 16) |
-             (uint32_t(block_[4 * i + 2]) << 8) | uint32_t(block_[4 * i + 3]);
+      w[i] = (uint32_t{block_[4 * i]} << 24) | (uint32_t{block_[4 * i + 1]} << 16) |
+             (uint32_t{block_[4 * i + 2]} << 8) | uint32_t{block_[4 * i + 3]};
     for (int i = 16; i < 64; ++i) {
       const uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
       const uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -66,10 +75,11 @@ class Sha256 {
     }
     h_[0] += a; h_[1] += b; h_[2] += c; h_[3] += d; h_[4] += e; h_[5] += f; h_[6] += g; h_[7] += h;
   }
-  uint32_t h_[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  unsigned char block_[64] = {};
+  std::array<uint32_t, 8> h_ = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  std::array<unsigned char, 64> block_{};
   size_t fill_ = 0;
-  uint64_t length_ = 0;
+  uint64_t total_ = 0;
 };
 
 }  // namespace
@@ -82,13 +92,14 @@ std::string sha256_hex(const std::string& bytes) {
 
 std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError("cannot read '" + path + "' to compute its sha256");
+  if (!in) throw std::runtime_error(path + ": cannot open to compute its sha256");
   Sha256 s;
-  std::array<char, 1 << 16> buf;
+  std::vector<char> buf(1 << 16);
   while (in) {
-    in.read(buf.data(), buf.size());
-    s.update(reinterpret_cast<const unsigned char*>(buf.data()), static_cast<size_t>(in.gcount()));
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) s.update(reinterpret_cast<const unsigned char*>(buf.data()), static_cast<size_t>(in.gcount()));
   }
+  if (in.bad()) throw std::runtime_error(path + ": read error while computing its sha256");
   return s.hex();
 }
 

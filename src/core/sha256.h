@@ -1,12 +1,11 @@
 #pragma once
-// SHA-256 (FIPS 180-4) of bytes or of a file, as 64 lower-case hex characters: the identity of model
-// and weight files recorded with every result.
+// SHA-256 (FIPS 180-4) of files and strings, recorded as provenance of every model file psbench reads.
 #include <string>
 
 namespace psbench {
 
 std::string sha256_hex(const std::string& bytes);
-// Throws ConfigError naming the file when it cannot be read.
+// Hex digest of a file's contents; throws std::runtime_error when the file cannot be read.
 std::string sha256_file(const std::string& path);
 
 }  // namespace psbench

@@ -17,6 +17,9 @@ class Dataset {
   virtual Shape shape(const Prior& prior) const = 0;
   // x* for measurement `index`, [*shape]; `gen` is keyed on the measurement only.
   virtual at::Tensor ground_truth(int64_t index, const Prior& prior, at::Generator& gen) const = 0;
+  // Class label of x* for measurement `index` (classifier-accuracy metrics); -1 when there is none.
+  virtual bool has_labels() const { return false; }
+  virtual int64_t label(int64_t index) const { return -1; }
 };
 
 using DatasetRegistry = Registry<Dataset>;

@@ -42,7 +42,8 @@ class FashionMnistDataset : public Dataset {
   Shape shape(const Prior&) const override { return {1, 28, 28}; }
   at::Tensor ground_truth(int64_t index, const Prior& prior, at::Generator& gen) const override;
   // Class label (0..9) of the image behind measurement `index` (for classifier-accuracy metrics).
-  int64_t label(int64_t index) const;
+  bool has_labels() const override { return true; }
+  int64_t label(int64_t index) const override;
   int64_t size() const { return data_->size(); }
   const FashionMnistSplit& split() const { return *data_; }
 

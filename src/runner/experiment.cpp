@@ -284,6 +284,7 @@ std::string CellSpec::yaml() const {
   e << YAML::Key << "samples_per_measurement" << YAML::Value << samples_per_measurement;
   e << YAML::Key << "nfe_budget" << YAML::Value << nfe_budget;
   e << YAML::Key << "store_samples" << YAML::Value << store_samples;
+  e << YAML::Key << "metrics_explicit" << YAML::Value << metrics_explicit;
   e << YAML::Key << "task" << YAML::Value; emit_options(e, task);
   e << YAML::Key << "dataset" << YAML::Value; emit_options(e, dataset);
   e << YAML::Key << "prior" << YAML::Value; emit_options(e, prior);
@@ -292,6 +293,64 @@ std::string CellSpec::yaml() const {
   for (const auto& m : metrics) emit_options(e, m);
   e << YAML::EndSeq << YAML::EndMap;
   return e.c_str();
+}
+
+namespace {
+
+template <class R>
+Options parse_stored_component(const YAML::Node& node, const std::string& kind, const std::string& context) {
+  if (!node || !node.IsMap() || !node["name"]) throw ConfigError(context + ": missing or malformed " + kind);
+  const auto name = node["name"].as<std::string>();
+  const auto& specs = (kind == "dataset" && name == "prior") ? std::vector<OptionSpec>{}
+                                                              : R::instance().get(name, kind).options;
+  std::map<std::string, OptionValue> given;
+  for (const auto& kv : node) {
+    const auto k = kv.first.as<std::string>();
+    if (k == "name") continue;
+    auto it = std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& s) { return s.key == k; });
+    if (it == specs.end()) throw ConfigError(context + ": " + kind + " " + name + " no longer has option '" + k + "'");
+    given[k] = parse_option(*it, kv.second, context + ": " + kind + "." + k);
+  }
+  return resolve_options(name, specs, std::move(given));
+}
+
+}  // namespace
+
+CellSpec parse_cell_yaml(const std::string& yaml_text) {
+  const std::string ctx = "stored cell configuration";
+  YAML::Node root;
+  try { root = YAML::Load(yaml_text); } catch (const YAML::Exception& e) {
+    throw ConfigError(ctx + ": not valid YAML (" + e.msg + ")");
+  }
+  if (!root.IsMap()) throw ConfigError(ctx + ": not a map");
+  CellSpec c;
+  try {
+    c.experiment = root["experiment"].as<std::string>();
+    c.seed = root["seed"].as<uint64_t>();
+    c.measurements = root["measurements"].as<int64_t>();
+    c.samples_per_measurement = root["samples_per_measurement"].as<int64_t>();
+    c.nfe_budget = root["nfe_budget"].as<int64_t>();
+    c.store_samples = root["store_samples"].as<bool>();
+    c.metrics_explicit = root["metrics_explicit"] ? root["metrics_explicit"].as<bool>() : true;
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(ctx + ": " + e.msg);
+  }
+  c.task = parse_stored_component<TaskRegistry>(root["task"], "task", ctx);
+  c.dataset = parse_stored_component<DatasetRegistry>(root["dataset"], "dataset", ctx);
+  c.prior = parse_stored_component<PriorRegistry>(root["prior"], "prior", ctx);
+  c.sampler = parse_stored_component<SamplerRegistry>(root["sampler"], "sampler", ctx);
+  if (root["metrics"] && root["metrics"].IsSequence())
+    for (const auto& m : root["metrics"])
+      c.metrics.push_back(parse_stored_component<MetricRegistry>(m, "metric", ctx));
+  return c;
+}
+
+std::vector<Options> parse_metric_list(const std::string& yaml_text, const std::string& context) {
+  YAML::Node node;
+  try { node = YAML::Load(yaml_text); } catch (const YAML::Exception& e) {
+    throw ConfigError(context + ": not valid YAML (" + e.msg + ")");
+  }
+  return expand_section<MetricRegistry>(node, "metrics", "metric", Ctx{context}, /*allow_sweep=*/false);
 }
 
 std::vector<std::pair<std::string, std::string>> flatten_config(const std::string& yaml_text) {

@@ -38,6 +38,12 @@ struct Experiment {
 Experiment load_experiment(const std::string& path);
 Experiment parse_experiment_text(const std::string& text, const std::string& path);
 
+// The CellSpec of a stored cell's resolved configuration (CellSpec::yaml), against the current registries
+// (psbench evaluate). Keys the current components no longer declare are an error; new keys get defaults.
+CellSpec parse_cell_yaml(const std::string& yaml_text);
+// Resolved options of metrics named in a YAML list (the `metrics:` section of an experiment file).
+std::vector<Options> parse_metric_list(const std::string& yaml_text, const std::string& context);
+
 // Flattened "section.key" -> value text of a stored cell config (for reports).
 std::vector<std::pair<std::string, std::string>> flatten_config(const std::string& yaml_text);
 

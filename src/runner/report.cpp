@@ -17,6 +17,7 @@ std::string mean_se(const at::Tensor& t) {
   const int64_t n = v.numel();
   if (n == 0) return "—";
   const double mean = v.mean().item<double>();
+  if (!std::isfinite(mean)) return mean > 0 ? "+inf" : (mean < 0 ? "-inf" : "nan");
   char buf[64];
   if (n < 2) {
     std::snprintf(buf, sizeof buf, "%.4g", mean);
@@ -77,7 +78,10 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
   std::map<std::string, std::string> arrows;
   for (const auto& c : cells)
     for (const auto& m : metric_names)
-      if (c.has_attr("metric:" + m)) arrows[m] = c.attr("metric:" + m) == "lower_is_better" ? " ↓" : " ↑";
+      if (c.has_attr("metric:" + m)) {
+        const auto& d = c.attr("metric:" + m);
+        arrows[m] = d == "lower_is_better" ? " ↓" : d == "higher_is_better" ? " ↑" : " →" + d.substr(d.find(':') + 1);
+      }
 
   std::string header = "| cell |", rule = "|---|";
   for (const auto& k : columns) { header += " " + k + " |"; rule += "---|"; }
@@ -87,6 +91,7 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
   if (any_diverged_chain) { header += " diverged chains |"; rule += "---|"; }
   if (any_status) { header += " status |"; rule += "---|"; }
   std::string out = header + "\n" + rule + "\n";
+  std::vector<std::string> warnings;
 
   for (size_t i = 0; i < cells.size(); ++i) {
     const auto& c = cells[i];
@@ -97,7 +102,15 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
     }
     for (const auto& m : metric_names) {
       const auto* t = find(c, "metrics/" + m);
-      row += " " + (t ? mean_se(*t) : std::string("—")) + " |";
+      std::string cell = t ? mean_se(*t) : std::string("—");
+      // Per-set metrics have one value per cell; KID carries its standard deviation over subsets.
+      if (const auto* sp = find(c, "metric_spread/" + m); sp && t && t->numel() == 1)
+        cell += " (sd " + fmt(sp->item<double>(), "%.2g") + ")";
+      if (c.has_attr("warning:" + m)) {
+        cell += " ⚠";
+        warnings.push_back(c.key.substr(0, 8) + ", " + m + ": " + c.attr("warning:" + m));
+      }
+      row += " " + cell + " |";
     }
     auto nfe = [&](const char* a, const char* b) {
       const auto* ta = find(c, a);
@@ -126,7 +139,21 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
     out += row + "\n";
   }
   out += "\nNFE: network (or exact-score) evaluations per measurement with a backward pass; forward-only "
-         "evaluations in parentheses. Metrics: mean ± standard error over measurements.\n";
+         "evaluations in parentheses. Metrics: mean ± standard error over measurements (per-sample metrics are first "
+         "averaged over the K samples of a measurement; `@posterior_mean` scores the mean of the K samples; "
+         "`@best_of_k` picks the best sample against x*). Per-set metrics (Fréchet distance, KID) have one value "
+         "per cell; sd = standard deviation over KID subsets. →v: target value v.\n";
+  std::set<std::string> networks;
+  for (const auto& c : cells)
+    for (const auto& [k, v] : c.attributes)
+      if (k.rfind("metric_network:", 0) == 0 && c.has_attr("metric_weights_sha256:" + k.substr(15)))
+        networks.insert(v + " (" + c.attr("metric_weights:" + k.substr(15)) + ", sha256 " +
+                        c.attr("metric_weights_sha256:" + k.substr(15)).substr(0, 16) + "…)");
+  for (const auto& n : networks) out += "Metric network: " + n + "\n";
+  if (!warnings.empty()) {
+    out += "\nWarnings:\n";
+    for (const auto& w : warnings) out += "- ⚠ " + w + "\n";
+  }
   return out;
 }
 

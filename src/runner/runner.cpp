@@ -36,22 +36,51 @@ std::map<std::string, std::string> provenance(const RunOptions& opts) {
 
 namespace {
 
+struct MetricSlot {
+  Options options;
+  std::unique_ptr<Metric> metric;
+};
+
 struct Components {
   const Prior* prior = nullptr;
   std::unique_ptr<Dataset> dataset;
   std::unique_ptr<Task> task;
   std::unique_ptr<Sampler> sampler;
-  std::vector<std::pair<Options, std::unique_ptr<Metric>>> metrics;
+  std::vector<MetricSlot> metrics;
+  std::vector<std::string> skipped_metrics;  // defaulted metrics that do not apply, with the reason
 };
 
+// Builds the cell's components. Metrics listed explicitly must apply (else ConfigError); a defaulted
+// metric that does not apply to the data, or needs a user-supplied file, is skipped and the reason kept.
 Components build(const CellSpec& spec, PriorCache& priors) {
   Components c;
   c.prior = &priors.get(spec.prior, spec.seed);
   c.dataset = DatasetRegistry::instance().get(spec.dataset.component(), "dataset").make(spec.dataset);
   c.task = TaskRegistry::instance().get(spec.task.component(), "task").make(spec.task);
   c.sampler = SamplerRegistry::instance().get(spec.sampler.component(), "sampler").make(spec.sampler);
-  for (const auto& m : spec.metrics)
-    c.metrics.emplace_back(m, MetricRegistry::instance().get(m.component(), "metric").make(m));
+  MetricContext ctx;
+  ctx.data_shape = c.dataset->shape(*c.prior);
+  ctx.has_labels = c.dataset->has_labels();
+  ctx.samples = spec.samples_per_measurement;
+  for (const auto& m : spec.metrics) {
+    std::unique_ptr<Metric> metric;
+    try {
+      metric = MetricRegistry::instance().get(m.component(), "metric").make(m);
+    } catch (const MetricUnavailable& e) {
+      // Needs a user-supplied file (fid, lpips_alex...): only ever run when asked for.
+      if (spec.metrics_explicit) throw ConfigError("metric " + m.component() + ": " + e.what());
+      continue;
+    } catch (const ConfigError& e) {
+      if (spec.metrics_explicit) throw ConfigError("metric " + m.component() + ": " + e.what());
+      c.skipped_metrics.push_back(m.component() + ": " + e.what());
+      continue;
+    }
+    if (auto why = metric->unsupported(ctx); !why.empty()) {
+      if (spec.metrics_explicit) throw ConfigError("metric " + m.component() + " " + why);
+      continue;  // a defaulted metric for other data (image metrics on vectors): not an event worth keeping
+    }
+    c.metrics.push_back({m, std::move(metric)});
+  }
   return c;
 }
 
@@ -69,6 +98,146 @@ std::string index_name(int64_t m) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "m%04lld", static_cast<long long>(m));
   return buf;
+}
+
+// One measurement as the metrics see it.
+struct Measurement {
+  at::Tensor x_true, y, samples;  // y without the batch dimension
+  MeasurementModel model;
+  uint64_t seed = 0;
+  int64_t label = -1;
+};
+
+// The measurement's ground truth, operator and y: depends on (seed, task, dataset[, prior], m) only.
+Measurement make_measurement(const CellSpec& spec, const Components& c, int64_t m) {
+  Measurement out;
+  out.seed = spec.measurement_seed(m, c.dataset->uses_prior());
+  auto gt_gen = make_generator(derive_seed({out.seed, static_cast<uint64_t>(Stream::GroundTruth)}));
+  auto op_gen = make_generator(derive_seed({out.seed, static_cast<uint64_t>(Stream::Operator)}));
+  auto noise_gen = make_generator(derive_seed({out.seed, static_cast<uint64_t>(Stream::Noise)}));
+  out.x_true = c.dataset->ground_truth(m, *c.prior, gt_gen).to(c.prior->dtype());
+  out.model = c.task->build(c.dataset->shape(*c.prior), op_gen);
+  out.y = out.model.noise.sample(out.model.op->forward(out.x_true.unsqueeze(0)), noise_gen)[0];
+  out.label = c.dataset->label(m);
+  return out;
+}
+
+void check_value(const std::string& name, double v) {
+  // +inf is a legitimate value (PSNR of an exact match); NaN never is.
+  if (std::isnan(v)) throw std::runtime_error("metric " + name + " is NaN");
+}
+
+// Scores every measurement and the whole set; writes metrics/..., metric_arrays/... and the metrics'
+// attributes (direction, level, network provenance, warnings) into `rec`.
+void score_cell(const CellSpec& spec, const Components& c, const std::vector<Measurement>& ms, CellRecord& rec) {
+  std::map<std::string, std::vector<double>> values;
+  for (size_t m = 0; m < ms.size(); ++m) {
+    const auto& meas = ms[m];
+    std::unique_ptr<ExactPosterior> exact;
+    MetricInput in;
+    in.x_true = meas.x_true;
+    in.y = meas.y;
+    in.samples = meas.samples;
+    in.measurement_seed = meas.seed;
+    in.op = meas.model.op.get();
+    in.sigma_y = meas.model.noise.sigma_y;
+    in.label = meas.label;
+    for (const auto& [o, metric] : c.metrics) {
+      const std::string& name = o.component();
+      if (metric->needs_exact_posterior()) {
+        if (!exact) exact = c.prior->exact_posterior(*meas.model.op, meas.model.noise.sigma_y, meas.y.unsqueeze(0));
+        if (!exact) {
+          if (spec.metrics_explicit) throw std::runtime_error("metric " + name + ": no exact posterior");
+          continue;  // defaulted metric that does not apply to this prior
+        }
+        in.exact = exact.get();
+      }
+      switch (metric->level()) {
+        case MetricLevel::PerSample: {
+          auto per = metric->per_sample(in, meas.samples).to(at::kDouble);
+          const double mean = per.mean().item<double>();
+          const double at_mean =
+              metric->per_sample(in, meas.samples.mean(0, true)).to(at::kDouble).item<double>();
+          check_value(name, mean);
+          check_value(name + "@posterior_mean", at_mean);
+          values[name].push_back(mean);
+          values[name + "@posterior_mean"].push_back(at_mean);
+          if (metric->best_of_k()) {
+            const double best = (metric->lower_is_better() ? per.min() : per.max()).item<double>();
+            values[name + "@best_of_k"].push_back(best);
+          }
+          break;
+        }
+        case MetricLevel::PerMeasurement: {
+          const double v = metric->compute(in);
+          check_value(name, v);
+          values[name].push_back(v);
+          for (const auto& [suffix, t] : metric->extra_arrays(in))
+            rec.arrays["metric_arrays/" + name + "/" + suffix + "/" + index_name(static_cast<int64_t>(m))] = t;
+          break;
+        }
+        case MetricLevel::PerSet: break;
+      }
+    }
+  }
+  // Per-set metrics: all measurements' samples pooled, and the posterior means (one per measurement).
+  SetInput pooled, means;
+  std::vector<at::Tensor> xs;
+  for (const auto& meas : ms) {
+    pooled.samples.push_back(meas.samples);
+    means.samples.push_back(meas.samples.mean(0, true));
+    xs.push_back(meas.x_true);
+  }
+  if (!ms.empty()) {
+    pooled.x_true = means.x_true = at::stack(xs);
+    pooled.seed = means.seed = derive_seed({ms[0].seed, static_cast<uint64_t>(ms.size()), static_cast<uint64_t>(Stream::Metric)});
+  }
+  for (const auto& [o, metric] : c.metrics) {
+    const std::string& name = o.component();
+    if (metric->level() == MetricLevel::PerSet && !ms.empty()) {
+      for (const auto& [label, input] : {std::pair<std::string, const SetInput*>{name, &pooled},
+                                         std::pair<std::string, const SetInput*>{name + "@posterior_mean", &means}}) {
+        const SetValue v = metric->compute_set(*input);
+        check_value(label, v.value);
+        values[label].push_back(v.value);
+        if (!std::isnan(v.spread)) rec.arrays["metric_spread/" + label] = as_tensor(std::vector<double>{v.spread});
+        if (!v.warning.empty()) rec.attributes["warning:" + label] = v.warning;
+      }
+    }
+    const char* level = metric->level() == MetricLevel::PerSample        ? "per_sample"
+                        : metric->level() == MetricLevel::PerMeasurement ? "per_measurement"
+                                                                         : "per_set";
+    std::vector<std::string> labels{name};
+    if (metric->level() != MetricLevel::PerMeasurement) labels.push_back(name + "@posterior_mean");
+    if (metric->level() == MetricLevel::PerSample && metric->best_of_k()) labels.push_back(name + "@best_of_k");
+    for (const auto& label : labels) {
+      if (!values.count(label)) continue;
+      rec.attributes["metric:" + label] = !std::isnan(metric->target())
+                                              ? "target:" + format_value(metric->target())
+                                              : (metric->lower_is_better() ? "lower_is_better" : "higher_is_better");
+      rec.attributes["metric_level:" + label] = level;
+      for (const auto& [k, v] : metric->provenance()) rec.attributes["metric_" + k + ":" + label] = v;
+    }
+  }
+  for (const auto& [name, v] : values) rec.arrays["metrics/" + name] = as_tensor(v);
+  if (!c.skipped_metrics.empty()) {
+    std::string s;
+    for (const auto& m : c.skipped_metrics) s += (s.empty() ? "" : "\n") + m;
+    rec.attributes["metrics_skipped"] = s;
+  }
+}
+
+void drop_metric_entries(CellRecord& rec) {
+  for (auto it = rec.arrays.begin(); it != rec.arrays.end();) {
+    const auto& k = it->first;
+    const bool metric = k.rfind("metrics/", 0) == 0 || k.rfind("metric_arrays/", 0) == 0 || k.rfind("metric_spread/", 0) == 0;
+    it = metric ? rec.arrays.erase(it) : std::next(it);
+  }
+  for (auto it = rec.attributes.begin(); it != rec.attributes.end();) {
+    const auto& k = it->first;
+    const bool metric = k.rfind("metric", 0) == 0 || k.rfind("warning:", 0) == 0;
+    it = metric ? rec.attributes.erase(it) : std::next(it);
+  }
 }
 
 }  // namespace
@@ -112,35 +281,26 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
   try {
     auto c = build(spec, priors);
     for (const auto& [k, v] : c.prior->provenance()) rec.attributes["prior:" + k] = v;
-    const Shape shape = c.dataset->shape(*c.prior);
     const int64_t k_samples = spec.samples_per_measurement;
     const int64_t n_chains = c.sampler->num_chains(k_samples);
     rec.attributes["chains"] = std::to_string(n_chains);
-    const auto dtype = c.prior->dtype();
 
+    std::vector<Measurement> ms;
     std::vector<at::Tensor> xs, ys;
-    std::map<std::string, std::vector<double>> metric_values;
     std::vector<int64_t> wf, wfb, cf, cfb, diverged;
     std::vector<double> wsec, ssec;
     bool all_measurements_ok = true;
     for (int64_t m = 0; m < spec.measurements; ++m) {
-      // The measurement depends on (seed, task, dataset[, prior], m) only, never on the sampler.
-      const uint64_t mseed = spec.measurement_seed(m, c.dataset->uses_prior());
-      auto gt_gen = make_generator(derive_seed({mseed, static_cast<uint64_t>(Stream::GroundTruth)}));
-      auto op_gen = make_generator(derive_seed({mseed, static_cast<uint64_t>(Stream::Operator)}));
-      auto noise_gen = make_generator(derive_seed({mseed, static_cast<uint64_t>(Stream::Noise)}));
-      at::Tensor x_true = c.dataset->ground_truth(m, *c.prior, gt_gen).to(dtype);
-      auto model = c.task->build(shape, op_gen);
-      at::Tensor y = model.noise.sample(model.op->forward(x_true.unsqueeze(0)), noise_gen);
-      xs.push_back(x_true);
-      ys.push_back(y[0]);
+      Measurement meas = make_measurement(spec, c, m);
+      xs.push_back(meas.x_true);
+      ys.push_back(meas.y);
 
       // Chain randomness: keyed on (cell, measurement, chain).
       std::vector<uint64_t> seeds;
       for (int64_t ch = 0; ch < n_chains; ++ch)
         seeds.push_back(derive_seed({spec.seed, hash_string(rec.key), static_cast<uint64_t>(m),
                                      static_cast<uint64_t>(Stream::Chain), static_cast<uint64_t>(ch)}));
-      Problem problem(*c.prior, *model.op, model.noise, y);
+      Problem problem(*c.prior, *meas.model.op, meas.model.noise, meas.y.unsqueeze(0));
       SamplerOutput out = c.sampler->run(problem, k_samples, seeds);
 
       wf.push_back(out.warmup_nfe.forward);
@@ -164,27 +324,8 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
         if (rec.attributes["message"].empty()) rec.attributes["message"] = "no finite samples";
         continue;
       }
-      std::unique_ptr<ExactPosterior> exact;
-      MetricInput in;
-      in.x_true = x_true;
-      in.y = y[0];
-      in.samples = out.samples;
-      in.measurement_seed = mseed;
-      for (const auto& [o, metric] : c.metrics) {
-        if (metric->needs_exact_posterior()) {
-          if (!exact) exact = c.prior->exact_posterior(*model.op, model.noise.sigma_y, y);
-          if (!exact) {
-            if (spec.metrics_explicit) throw std::runtime_error("metric " + o.component() + ": no exact posterior");
-            continue;  // defaulted metric that does not apply to this prior
-          }
-          in.exact = exact.get();
-        }
-        const double v = metric->compute(in);
-        if (!std::isfinite(v))
-          throw std::runtime_error("metric " + o.component() + " is not finite (" + std::to_string(v) + ")");
-        metric_values[o.component()].push_back(v);
-        rec.attributes["metric:" + o.component()] = metric->lower_is_better() ? "lower_is_better" : "higher_is_better";
-      }
+      meas.samples = out.samples;
+      ms.push_back(std::move(meas));
     }
     rec.arrays["x_true"] = at::stack(xs);
     rec.arrays["y"] = at::stack(ys);
@@ -196,17 +337,54 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     rec.arrays["time/sampling_seconds"] = as_tensor(ssec);
     rec.arrays["chains/diverged"] = as_tensor(diverged);
     // A cell with a fully diverged measurement gets no metric arrays: never numbers that mean nothing.
-    if (all_measurements_ok)
-      for (const auto& [name, values] : metric_values) rec.arrays["metrics/" + name] = as_tensor(values);
+    if (all_measurements_ok) score_cell(spec, c, ms, rec);
   } catch (const ConfigError&) {
     throw;
   } catch (const std::exception& e) {
     rec.attributes["status"] = "failed";
     std::string msg = e.what();
     rec.attributes["message"] = msg.substr(0, msg.find('\n'));
-    for (auto it = rec.arrays.begin(); it != rec.arrays.end();)
-      it = it->first.rfind("metrics/", 0) == 0 ? rec.arrays.erase(it) : std::next(it);
+    drop_metric_entries(rec);
   }
+  return rec;
+}
+
+CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* metrics, PriorCache& priors) {
+  CellRecord rec = stored;
+  if (!stored.has_attr("config")) throw ConfigError("cell " + stored.key + ": no stored configuration");
+  CellSpec spec = parse_cell_yaml(stored.attr("config"));
+  if (metrics) {
+    spec.metrics = *metrics;
+    spec.metrics_explicit = true;
+  } else if (!spec.metrics_explicit) {
+    spec.metrics.clear();  // the current default: every registered metric that applies
+    for (const auto& [name, e] : MetricRegistry::instance().entries())
+      spec.metrics.push_back(resolve_options(name, e.options, {}));
+  }
+  auto c = build(spec, priors);
+  std::vector<Measurement> ms;
+  for (int64_t m = 0; m < spec.measurements; ++m) {
+    auto it = stored.arrays.find("samples/" + index_name(m));
+    if (it == stored.arrays.end())
+      throw ConfigError("cell " + stored.key + ": no stored samples for measurement " + std::to_string(m) +
+                        " (run the experiment with store_samples: true)");
+    Measurement meas = make_measurement(spec, c, m);
+    // The stored ground truth and y are the ones the samples were drawn for: use them, and check that
+    // the rebuilt measurement agrees (same operator randomness).
+    const auto& xs = stored.arrays.at("x_true");
+    const auto& ys = stored.arrays.at("y");
+    if (!at::allclose(meas.x_true.to(at::kDouble), xs[m].to(at::kDouble), 1e-6, 1e-6) ||
+        !at::allclose(meas.y.to(at::kDouble), ys[m].to(at::kDouble), 1e-6, 1e-6))
+      throw std::runtime_error("cell " + stored.key + ": measurement " + std::to_string(m) +
+                               " rebuilt from the stored configuration differs from the stored x_true / y");
+    meas.x_true = xs[m].to(c.prior->dtype());
+    meas.y = ys[m].to(c.prior->dtype());
+    meas.samples = it->second.to(c.prior->dtype());
+    ms.push_back(std::move(meas));
+  }
+  drop_metric_entries(rec);
+  score_cell(spec, c, ms, rec);
+  rec.attributes["rescored_by_git_revision"] = git_revision();
   return rec;
 }
 

@@ -47,6 +47,11 @@ void validate_experiment(const Experiment& ex, PriorCache& priors);
 // Runs one cell; runtime failures and divergences are recorded in the returned record's status.
 CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts);
 
+// Scores a stored cell's samples again without re-sampling (psbench evaluate): with `metrics` (explicit
+// list) or else the cell's own explicit list, or the current default set. Needs samples/mNNNN arrays.
+// Replaces every metric array and attribute of the record; other contents are kept.
+CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* metrics, PriorCache& priors);
+
 // Runs every cell not already complete in `store`, writing each cell atomically.
 RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOptions& opts);
 

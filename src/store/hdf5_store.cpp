@@ -267,6 +267,17 @@ std::map<std::string, std::string> Hdf5Store::file_attributes() const {
   return read_all_attrs(root);
 }
 
+at::Tensor read_hdf5_dataset(const std::string& path, const std::string& dataset) {
+  Handle f(open_file(path, false), H5Fclose, "open " + path);
+  Silence quiet;
+  if (H5Lexists(f, dataset.c_str(), H5P_DEFAULT) <= 0)
+    throw std::runtime_error(path + ": no dataset '" + dataset + "'");
+  hid_t id = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
+  if (id < 0) throw std::runtime_error(path + ": '" + dataset + "' is not a dataset");
+  Handle ds(id, H5Dclose, "open " + dataset);
+  return read_array(ds);
+}
+
 std::set<std::string> MemoryStore::complete_keys() const {
   std::set<std::string> k;
   for (const auto& [key, c] : cells_) k.insert(key);

@@ -47,6 +47,10 @@ class Hdf5Store : public ResultStore {
   bool writable_;
 };
 
+// One dataset of any HDF5 file as a CPU tensor (float, double, int64 or uint8), e.g. images written by
+// h5py for `psbench fd`. Throws std::runtime_error naming the file and dataset.
+at::Tensor read_hdf5_dataset(const std::string& path, const std::string& dataset);
+
 class MemoryStore : public ResultStore {
  public:
   void write(const CellRecord& cell) override { cells_[cell.key] = cell; }
