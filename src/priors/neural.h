@@ -32,14 +32,14 @@ class NetworkDenoiser : public Denoiser {
 // stacked along channels; x = f(sigma_max z_0, sigma_max); then for i >= 1:
 // x = f(x + sqrt(tau_i^2 - sigma_min^2) z_i, tau_i), with tau_i on the Karras grid of k + 1 points
 // (rho = 7) from sigma_max towards sigma_min, the last point dropped. k = 1 is Phi(z) = f(sigma_max z, sigma_max).
-class ConsistencyGenerator : public Generator {
+class ConsistencyGenerator : public Generator, public ConsistencyFunction {
  public:
   ConsistencyGenerator(nn::Preconditioned model, c10::Device device, Shape data_shape, int64_t steps);
   Shape latent_shape() const override;
   at::Tensor generate(const at::Tensor& z) const override;
   int64_t evaluations_per_call() const override { return steps_; }
   // The consistency function f(x, sigma) itself: x0 estimate from a noisy state (DPS-CM).
-  at::Tensor consistency(const at::Tensor& x, const at::Tensor& sigma) const;
+  at::Tensor consistency(const at::Tensor& x, const at::Tensor& sigma) const override;
   const std::vector<double>& times() const { return times_; }
 
  private:

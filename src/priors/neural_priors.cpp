@@ -38,6 +38,7 @@ class NeuralPrior : public Prior {
   Shape data_shape() const override { return shape_; }
   const Denoiser* denoiser() const override { return denoiser_.get(); }
   const Generator* generator() const override { return generator_.get(); }
+  const ConsistencyFunction* consistency() const override { return consistency_.get(); }
   std::map<std::string, std::string> provenance() const override { return provenance_; }
 
   void record_file(const std::string& role, const std::string& path, const std::map<std::string, std::string>& meta = {}) {
@@ -53,6 +54,8 @@ class NeuralPrior : public Prior {
   Shape shape_;
   std::unique_ptr<Denoiser> denoiser_;
   std::unique_ptr<Generator> generator_;
+  // The consistency model's f for DPS-CM, or the ODE of the denoiser from sigma to 0 (ode_steps).
+  std::shared_ptr<const ConsistencyFunction> consistency_;
   std::map<std::string, std::string> provenance_;
 };
 
@@ -76,6 +79,7 @@ PriorRegistrar reg_edm(
        prior->record_file("denoiser", path, f.meta);
        prior->denoiser_ = std::make_unique<NetworkDenoiser>(f.model, parse_device(o.get_string("device")));
        prior->generator_ = ode_phi(*prior->denoiser_, prior->shape_, o.get_int("ode_steps"), o.get_real("rho"));
+       prior->consistency_ = std::make_shared<OdeConsistency>(*prior->denoiser_, o.get_int("ode_steps"), o.get_real("rho"));
        return prior;
      }});
 
@@ -92,7 +96,10 @@ PriorRegistrar reg_consistency(
        auto f = nn::load_model(path);
        auto prior = std::make_unique<NeuralPrior>("consistency", model_shape(f, path));
        prior->record_file("generator", path, f.meta);
-       prior->generator_ = std::make_unique<ConsistencyGenerator>(f.model, device, prior->shape_, o.get_int("steps"));
+       auto gen = std::make_unique<ConsistencyGenerator>(f.model, device, prior->shape_, o.get_int("steps"));
+       // f(x, sigma) itself (one network evaluation) for DPS-CM; aliases the generator, owned by the prior.
+       prior->consistency_ = std::shared_ptr<const ConsistencyFunction>(std::shared_ptr<void>(), gen.get());
+       prior->generator_ = std::move(gen);
        if (!o.get_string("teacher").empty()) {
          const auto tpath = resolve_model_path(o.get_string("teacher"));
          auto t = nn::load_model(tpath);
@@ -144,6 +151,8 @@ PriorRegistrar reg_torchscript(
        } else {
          prior->generator_ = ode_phi(*prior->denoiser_, prior->shape_, o.get_int("ode_steps"), o.get_real("rho"));
        }
+       if (prior->denoiser_)
+         prior->consistency_ = std::make_shared<OdeConsistency>(*prior->denoiser_, o.get_int("ode_steps"), o.get_real("rho"));
        return prior;
      }});
 

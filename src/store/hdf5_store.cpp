@@ -278,6 +278,15 @@ at::Tensor read_hdf5_dataset(const std::string& path, const std::string& dataset
   return read_array(ds);
 }
 
+void write_hdf5_dataset(const std::string& path, const std::string& dataset, const at::Tensor& t,
+                        const std::map<std::string, std::string>& attributes) {
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (id < 0) throw std::runtime_error("cannot create HDF5 file '" + path + "'");
+  Handle f(id, H5Fclose, "create " + path);
+  write_array(f, dataset, t.contiguous());
+  for (const auto& [k, v] : attributes) write_attr(f, k, v);
+}
+
 std::set<std::string> MemoryStore::complete_keys() const {
   std::set<std::string> k;
   for (const auto& [key, c] : cells_) k.insert(key);

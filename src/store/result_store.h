@@ -50,6 +50,9 @@ class Hdf5Store : public ResultStore {
 // One dataset of any HDF5 file as a CPU tensor (float, double, int64 or uint8), e.g. images written by
 // h5py for `psbench fd`. Throws std::runtime_error naming the file and dataset.
 at::Tensor read_hdf5_dataset(const std::string& path, const std::string& dataset);
+// Writes a new HDF5 file (replacing `path`) holding one dataset, plus string attributes on the file.
+void write_hdf5_dataset(const std::string& path, const std::string& dataset, const at::Tensor& t,
+                        const std::map<std::string, std::string>& attributes = {});
 
 class MemoryStore : public ResultStore {
  public:

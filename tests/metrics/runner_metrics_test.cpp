@@ -41,7 +41,7 @@ CellRecord only_cell(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("runner stores image metrics with honest aggregation, provenance and warnings; evaluate re-scores", "[metrics][cli]") {
+TEST_CASE("runner stores image metrics with honest aggregation, provenance and warnings, and evaluate re-scores them", "[metrics][cli]") {
   const auto dir = temp_dir("metrics_cli");
   const std::string yaml = dir + "/e.yaml", out = dir + "/r.h5", log = dir + "/log.txt";
   std::ofstream(yaml) << experiment(dir, kAllMetrics);

@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "io/png.h"
 #include "priors/prior.h"
+#include "store/result_store.h"
 
 namespace psbench {
 namespace {
@@ -25,7 +26,8 @@ const OptionSpec& find_spec(const std::vector<OptionSpec>& specs, const std::str
 
 int cmd_sample(const std::vector<std::string>& args) {
   po::options_description desc("psbench sample --prior NAME [--set KEY=VALUE ...] --out FILE.png [options]");
-  std::string prior_name, out, yaml_text, method;
+  std::string prior_name, out, yaml_text, method, h5_out, device;
+  int64_t grid = 64, batch = 100;
   std::vector<std::string> sets;
   int64_t n = 16, seed = 0, cols = 8, scale = 2;
   desc.add_options()("help,h", "show this help")(
@@ -38,7 +40,11 @@ int cmd_sample(const std::vector<std::string>& args) {
       "exact (prior draws), generator (Phi(z), z ~ N(0, I)) or auto (exact when available)")(
       "cols", po::value(&cols)->default_value(8), "images per grid row")(
       "scale", po::value(&scale)->default_value(2), "pixel magnification")(
-      "out,o", po::value(&out), "output PNG");
+      "out,o", po::value(&out), "output PNG")(
+      "grid", po::value(&grid)->default_value(64), "at most this many draws in the PNG")(
+      "h5", po::value(&h5_out), "also store all draws as dataset 'images' of this HDF5 file (for psbench fd)")(
+      "batch", po::value(&batch)->default_value(100), "draws generated together")(
+      "device", po::value(&device)->default_value("cpu"), "cpu or cuda (priors with a device option)");
   auto vm = parse_command_line(args, desc, nullptr);
   if (vm.count("help")) { std::cout << desc << "\n"; return 0; }
   if (prior_name.empty()) throw UsageError("sample: missing --prior");
@@ -46,6 +52,8 @@ int cmd_sample(const std::vector<std::string>& args) {
   if (n < 1) throw UsageError("sample: --n must be >= 1, got " + std::to_string(n));
   if (cols < 1 || scale < 1) throw UsageError("sample: --cols and --scale must be >= 1");
   if (seed < 0) throw UsageError("sample: --seed must be >= 0");
+  if (grid < 1 || batch < 1) throw UsageError("sample: --grid and --batch must be >= 1");
+  if (device != "cpu" && device != "cuda") throw UsageError("sample: --device must be cpu or cuda, got '" + device + "'");
   if (method != "auto" && method != "exact" && method != "generator")
     throw UsageError("sample: --method must be auto, exact or generator, got '" + method + "'");
 
@@ -70,6 +78,8 @@ int cmd_sample(const std::vector<std::string>& args) {
     given[key] = parse_option(find_spec(entry.options, prior_name, key), YAML::Load(s.substr(eq + 1)),
                               "sample: --set " + key);
   }
+  for (const auto& spec : entry.options)
+    if (spec.key == "device") given["device"] = device;
   auto opts = resolve_options(prior_name, entry.options, given);
   const uint64_t useed = static_cast<uint64_t>(seed);
   auto prior = entry.make(opts, derive_seed({useed, static_cast<uint64_t>(Stream::PriorParams)}));
@@ -90,13 +100,23 @@ int cmd_sample(const std::vector<std::string>& args) {
     Shape zs = g->latent_shape();
     zs.insert(zs.begin(), n);
     at::NoGradGuard no_grad;
-    x = g->generate(at::randn(zs, gen, at::TensorOptions().dtype(prior->dtype())));
+    auto z = at::randn(zs, gen, at::TensorOptions().dtype(prior->dtype()));
+    std::vector<at::Tensor> parts;
+    for (int64_t i = 0; i < n; i += batch) parts.push_back(g->generate(z.slice(0, i, std::min(n, i + batch))));
+    x = at::cat(parts, 0);
   }
   std::vector<at::Tensor> images;
-  for (int64_t i = 0; i < n; ++i) images.push_back(x[i]);
+  for (int64_t i = 0; i < std::min(n, grid); ++i) images.push_back(x[i]);
   if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty())
     std::filesystem::create_directories(parent);
   write_png_grid(out, images, cols, 2, scale);
+  if (!h5_out.empty()) {
+    auto prov = prior->provenance();
+    prov["prior"] = opts.canonical();
+    prov["method"] = method;
+    prov["seed"] = std::to_string(seed);
+    write_hdf5_dataset(h5_out, "images", x.to(at::kFloat), prov);
+  }
   const double clipped = (x.abs() > 1).to(at::kDouble).mean().item<double>();
   std::cout << "sample: " << n << " " << method << " draws of " << opts.canonical() << ", shape "
             << shape_string(shape) << ", range [" << x.min().item<double>() << ", " << x.max().item<double>()
