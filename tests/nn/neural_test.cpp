@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/errors.h"
+#include "core/sha256.h"
 #include "nn/edm.h"
 #include "priors/neural.h"
 #include "test_util.h"
@@ -200,4 +201,28 @@ TEST_CASE("TorchScript networks exported from PyTorch give PyTorch's outputs") {
                     "/demo_denoiser.pt --method generator --n 4 --out " + dir + "/grid.png",
                 dir + "/sample.log") == 0);
   CHECK(std::filesystem::file_size(dir + "/grid.png") > 100);
+}
+
+TEST_CASE("every sampler runs on the shipped neural priors through the runner") {
+  const auto dir = temp_dir("nn_shipped");
+  REQUIRE(run_cli("run experiments/tests/neural_tiny.yaml --fresh --out " + dir + "/r.h5", dir + "/run.log") == 0);
+  const auto log = read_text(dir + "/run.log");
+  INFO(log);
+  CHECK(log.find("16 ok, 0 diverged, 0 failed") != std::string::npos);
+}
+
+TEST_CASE("the shipped model files load and their one-step and ODE draws are images") {
+  auto den = nn::load_model(resolve_model_path("data/models/edm_fmnist.pt"));
+  auto cm = nn::load_model(resolve_model_path("data/models/cm_fmnist.pt"));
+  CHECK(den.model->precond().kind == nn::Parameterization::Denoiser);
+  CHECK(cm.model->precond().kind == nn::Parameterization::Consistency);
+  CHECK(cm.meta.at("teacher_sha256") == sha256_file(resolve_model_path("data/models/edm_fmnist.pt")));
+  ConsistencyGenerator g(cm.model, c10::Device(c10::kCPU), {1, 28, 28}, 1);
+  torch::NoGradGuard ng;
+  auto x = g.generate(torch::randn({16, 1, 28, 28}, torch::Generator(at::detail::createCPUGenerator(7))));
+  CHECK(torch::isfinite(x).all().item<bool>());
+  CHECK(x.abs().max().item<double>() < 3.0);
+  // Images are mostly background (near -1) with some bright pixels, unlike noise around 0.
+  CHECK(x.median().item<double>() < -0.5);
+  CHECK(x.max().item<double>() > 0.0);
 }
