@@ -23,9 +23,8 @@
 
 #include <cmath>
 
-#include "core/rng.h"
 #include "samplers/chain_util.h"
-#include "samplers/sampler.h"
+#include "samplers/driver.h"
 
 namespace psbench {
 namespace {
@@ -37,18 +36,115 @@ struct AlmcOptions {
   double delta = 1e-3;
   double kappa = 1.0;
   double tau = 1e-3;
-  int64_t batch_size = 0;
   double divergence_threshold = 1e4;
+  static const OptionSchema<AlmcOptions>& schema() {
+    static const auto s = [] {
+      using O = AlmcOptions;
+      OptionSchema<O> s;
+      s.integer(&O::warm_start_steps, "warm_start_steps", 1000, "phase-1 Langevin steps on N(0, I) exp(-R) (no network call)")
+          .at_least(0);
+      s.real(&O::warm_start_step, "warm_start_step", 5e-3, "h: phase-1 step size").above(0);
+      s.real(&O::t_start, "t_start", 0.0,
+             "T: OU time where the annealing starts (0 = the denoiser's sigma_max, T = ln(1 + sigma_max^2)/2)")
+          .at_least(0);
+      s.real(&O::delta, "delta", 1e-3, "Langevin step size of the annealing phase").above(0);
+      s.real(&O::kappa, "kappa", 1.0, "annealing rate: the OU time drops by delta / kappa per step").above(0);
+      s.real(&O::tau, "tau", 1e-3, "early stop: the OU time of the returned samples (sigma = sqrt(e^{2 tau} - 1))").above(0);
+      s.real(&O::divergence_threshold, "divergence_threshold", 1e4,
+             "a run with ||x||^2/dim above this times (1 + sigma_data^2), or non-finite, is marked diverged")
+          .above(0);
+      return s;
+    }();
+    return s;
+  }
 };
 
 double ou_time(double sigma) { return 0.5 * std::log1p(sigma * sigma); }
 double edm_sigma(double t) { return std::sqrt(std::expm1(2.0 * t)); }
 
-class Almc : public Sampler {
+class Almc {
  public:
-  explicit Almc(AlmcOptions o) : o_(o) {}
-  int64_t num_chains(int64_t num_samples) const override { return num_samples; }
+  using Options = AlmcOptions;
+  static constexpr int64_t kBlock = 64;  // noise drawn per chain in blocks of this many steps
+  struct State {
+    at::Tensor x;      // the OU state
+    at::Tensor noise;  // [B, kBlock, *data]: the current block of Langevin noise
+    int64_t k = 0;     // steps taken over both phases: blocks never depend on the phase lengths' remainders
+    double t_start = 0, sigma_data = 0.5;
+    int64_t anneal_steps = 0;
+    void keep_rows(const at::Tensor& rows) {
+      x = keep_defined_rows(x, rows);
+      noise = keep_defined_rows(noise, rows);
+    }
+  };
+  explicit Almc(Options o) : o_(o) {}
 
+  Needs needs() const { return {.denoiser = true}; }
+  void validate(const Prior& prior) const { start_time(*prior.denoiser()); }
+  int64_t chains(int64_t n) const { return n; }
+  std::vector<Phase> phases(int64_t, const Prior& prior) const {
+    return {Phase::of("warm-up", o_.warm_start_steps, true),
+            Phase::of("annealing", anneal_steps(start_time(*prior.denoiser())), false, Keep::Last)};
+  }
+  int64_t planned_nfe(int64_t n, const Prior& prior) const {
+    return prior.denoiser() ? n * anneal_steps(start_time(*prior.denoiser())) : 0;
+  }
+
+  State init(const StepContext& ctx) const {
+    const auto& den = ctx.problem.denoiser("almc");
+    State s;
+    s.t_start = start_time(den);
+    s.anneal_steps = anneal_steps(s.t_start);
+    s.sigma_data = den.sigma_data();
+    s.x = ctx.rng.normal(ctx.problem.prior().data_shape());
+    return s;
+  }
+  State enter(State s, const StepContext&) const { return s; }
+
+  Step<State> step(State s, const StepContext& ctx) const {
+    at::NoGradGuard no_grad;
+    if (s.k % kBlock == 0) s.noise = ctx.rng.normal_block(kBlock, ctx.problem.prior().data_shape());
+    auto xi = s.noise.select(1, s.k % kBlock);
+    ++s.k;
+    Step<State> out;
+    auto pg = potential_and_grad(ctx.problem, s.x);
+    if (ctx.phase == 0) {
+      // Langevin on N(0, I) tilted by exp(-R).
+      const double h = o_.warm_start_step;
+      out.info.add("warmup_potential", pg.value);
+      s.x = s.x - h * (s.x + pg.grad) + std::sqrt(2.0 * h) * xi;
+    } else {
+      const int64_t n = ctx.t + 1;
+      const double t = s.t_start - static_cast<double>(n) * (s.t_start - o_.tau) / static_cast<double>(s.anneal_steps);
+      const double sigma = edm_sigma(t), et = std::exp(t);
+      auto u = et * s.x;
+      auto d = ctx.problem.denoise(u, at::full({s.x.size(0)}, sigma, s.x.options()), false, ctx.nfe);
+      auto score = et * (d - u) / (sigma * sigma);
+      out.info.add("anneal_potential", pg.value);
+      out.info.add("sigma", at::full({s.x.size(0)}, sigma, at::TensorOptions().dtype(at::kDouble)));
+      s.x = s.x + o_.delta * (score - pg.grad) + std::sqrt(2.0 * o_.delta) * xi;
+    }
+    out.state = std::move(s);
+    return out;
+  }
+  at::Tensor sample(const State& s) const { return s.x; }
+  at::Tensor ok(const State& s, const StepContext&) const {
+    return finite_and_bounded(
+        s.x, at::scalar_tensor(o_.divergence_threshold * (1.0 + s.sigma_data * s.sigma_data), at::TensorOptions().dtype(s.x.scalar_type())));
+  }
+  std::string divergence(const StepContext& ctx) const {
+    std::string where;
+    if (ctx.phase == 1) {
+      const double t0 = start_time(ctx.problem.denoiser("almc"));
+      where = ", t=" + format_value(t0 - static_cast<double>(ctx.t + 1) * (t0 - o_.tau) /
+                                             static_cast<double>(anneal_steps(t0)));
+    }
+    return "non-finite or ||x||^2/dim > " + format_value(o_.divergence_threshold) + " (1 + sigma_data^2)" + where +
+           "; warm_start_step=" + format_value(o_.warm_start_step) + ", delta=" + format_value(o_.delta) +
+           ", kappa=" + format_value(o_.kappa);
+  }
+
+ private:
   double start_time(const Denoiser& d) const {
     const double t_max = ou_time(d.sigma_max());
     if (o_.t_start > t_max)
@@ -62,130 +158,13 @@ class Almc : public Sampler {
   int64_t anneal_steps(double t_start) const {
     return static_cast<int64_t>(std::ceil((t_start - o_.tau) * o_.kappa / o_.delta - 1e-9));
   }
-  int64_t planned_nfe(int64_t num_samples, const Prior& prior) const override {
-    if (!prior.denoiser())
-      throw ConfigError("sampler almc: prior '" + prior.name() + "' has no denoiser D(x, sigma)");
-    return num_samples * anneal_steps(start_time(*prior.denoiser()));
-  }
-
-  SamplerOutput run(const Problem& problem, int64_t num_samples,
-                    const std::vector<uint64_t>& chain_seeds) const override {
-    at::NoGradGuard no_grad;
-    const auto& den = problem.denoiser("almc");
-    const double t_start = start_time(den);
-    const int64_t n_steps = anneal_steps(t_start);
-    const Shape data = problem.prior().data_shape();
-    const auto dtype = problem.prior().dtype();
-    const int64_t n_chains = num_chains(num_samples);
-    const int64_t batch = o_.batch_size > 0 ? o_.batch_size : n_chains;
-    const double sd = den.sigma_data();
-    const int64_t block = 64;  // noise drawn per chain in blocks of this many steps
-
-    std::vector<at::Generator> gens;
-    for (auto s : chain_seeds) gens.push_back(make_generator(s));
-    SamplerOutput out;
-    out.diverged.assign(n_chains, 0);
-    std::vector<at::Tensor> kept(n_chains);
-    TraceAccumulator warm_trace, anneal_trace, sigma_trace;
-
-    for (int64_t first = 0; first < n_chains; first += batch) {
-      LiveChains chains;
-      for (int64_t c = first; c < std::min(n_chains, first + batch); ++c) chains.live.push_back(c);
-      std::vector<int64_t> keep;
-      at::Tensor noise;
-      // Steps are numbered across both phases so that noise blocks never depend on the phase lengths' remainders.
-      auto step_noise = [&](int64_t k) {
-        if (k % block == 0) noise = randn_block_per_chain(gens, chains.live, block, data, dtype);
-        return noise.select(1, k % block);
-      };
-      auto drop = [&](at::Tensor& x, const at::Tensor& limit, const std::string& where) {
-        if (chains.check(finite_and_bounded(x, limit), out, [&](int64_t c) {
-              return "chain " + std::to_string(c) + " diverged (non-finite or ||x||^2/dim > " +
-                     format_value(o_.divergence_threshold) + " (1 + sigma_data^2)) at " + where +
-                     " (warm_start_step=" + format_value(o_.warm_start_step) + ", delta=" + format_value(o_.delta) +
-                     ", kappa=" + format_value(o_.kappa) + ")";
-            }, keep)) {
-          if (!chains.empty()) {
-            x = select_rows(x, keep);
-            noise = select_rows(noise, keep);
-          }
-        }
-      };
-      const auto limit = at::scalar_tensor(o_.divergence_threshold * (1.0 + sd * sd), at::TensorOptions().dtype(dtype));
-
-      Stopwatch warm_clock;
-      at::Tensor x = randn_per_chain(gens, chains.live, data, dtype);
-      const double h = o_.warm_start_step;
-      int64_t k = 0;
-      for (int64_t j = 0; j < o_.warm_start_steps && !chains.empty(); ++j, ++k) {
-        auto xi = step_noise(k);
-        auto pg = potential_and_grad(problem, x);
-        warm_trace.add(static_cast<size_t>(j), pg.value.sum().item<double>(), chains.size());
-        x = x - h * (x + pg.grad) + std::sqrt(2.0 * h) * xi;
-        drop(x, limit, "warm-up step " + std::to_string(j));
-      }
-      out.warmup_seconds += warm_clock.seconds();
-
-      Stopwatch anneal_clock;
-      for (int64_t n = 1; n <= n_steps && !chains.empty(); ++n, ++k) {
-        auto xi = step_noise(k);
-        const double t = t_start - static_cast<double>(n) * (t_start - o_.tau) / static_cast<double>(n_steps);
-        const double sigma = edm_sigma(t), et = std::exp(t);
-        auto u = et * x;
-        auto d = problem.denoise(u, at::full({chains.size()}, sigma, x.options()), false, out.sampling_nfe);
-        auto score = et * (d - u) / (sigma * sigma);
-        auto pg = potential_and_grad(problem, x);
-        anneal_trace.add(static_cast<size_t>(n - 1), pg.value.sum().item<double>(), chains.size());
-        sigma_trace.add(static_cast<size_t>(n - 1), sigma * static_cast<double>(chains.size()), chains.size());
-        x = x + o_.delta * (score - pg.grad) + std::sqrt(2.0 * o_.delta) * xi;
-        drop(x, limit, "annealing step " + std::to_string(n) + " (t=" + format_value(t) + ")");
-      }
-      for (int64_t r = 0; r < chains.size(); ++r) kept[chains.live[r]] = x[r].unsqueeze(0);
-      out.sampling_seconds += anneal_clock.seconds();
-    }
-    out.samples = assemble_samples(kept, out.diverged, data, dtype);
-    out.trace["warmup_potential"] = warm_trace.mean();
-    out.trace["anneal_potential"] = anneal_trace.mean();
-    out.trace["sigma"] = sigma_trace.mean();
-    return out;
-  }
-
- private:
-  AlmcOptions o_;
+  Options o_;
 };
 
-SamplerRegistrar reg_almc(
-    {"almc",
-     "annealed Langevin Monte Carlo (Parulekar et al. 2025): Langevin on N(0, I) tilted by the likelihood, then one "
-     "Langevin step per decrement of OU time on p_t(x) exp(-R(x)), t(sigma) = ln(1 + sigma^2)/2; one run per sample",
-     {OptionSpec::integer("warm_start_steps", 1000, "phase-1 Langevin steps on N(0, I) exp(-R) (no network call)")
-          .at_least(0),
-      OptionSpec::real("warm_start_step", 5e-3, "h: phase-1 step size").above(0),
-      OptionSpec::real("t_start", 0.0,
-                       "T: OU time where the annealing starts (0 = the denoiser's sigma_max, T = ln(1 + sigma_max^2)/2)")
-          .at_least(0),
-      OptionSpec::real("delta", 1e-3, "Langevin step size of the annealing phase").above(0),
-      OptionSpec::real("kappa", 1.0, "annealing rate: the OU time drops by delta / kappa per step").above(0),
-      OptionSpec::real("tau", 1e-3, "early stop: the OU time of the returned samples (sigma = sqrt(e^{2 tau} - 1))")
-          .above(0),
-      OptionSpec::integer("batch_size", 0, "runs evaluated together (0 = all); results do not depend on it")
-          .at_least(0)
-          .execution(),
-      OptionSpec::real("divergence_threshold", 1e4,
-                       "a run with ||x||^2/dim above this times (1 + sigma_data^2), or non-finite, is marked diverged")
-          .above(0)},
-     [](const Options& o) {
-       AlmcOptions a;
-       a.warm_start_steps = o.get_int("warm_start_steps");
-       a.warm_start_step = o.get_real("warm_start_step");
-       a.t_start = o.get_real("t_start");
-       a.delta = o.get_real("delta");
-       a.kappa = o.get_real("kappa");
-       a.tau = o.get_real("tau");
-       a.batch_size = o.get_int("batch_size");
-       a.divergence_threshold = o.get_real("divergence_threshold");
-       return std::make_unique<Almc>(a);
-     }});
+SamplerRegistrar reg(kernel_entry<Almc>(
+    "almc",
+    "annealed Langevin Monte Carlo (Parulekar et al. 2025): Langevin on N(0, I) tilted by the likelihood, then one "
+    "Langevin step per decrement of OU time on p_t(x) exp(-R(x)), t(sigma) = ln(1 + sigma^2)/2; one run per sample"));
 
 }  // namespace
 }  // namespace psbench

@@ -7,8 +7,6 @@
 #include "core/rng.h"
 #include "operators/lowrank.h"
 #include "priors/gmm.h"
-#include "samplers/noise_langevin.h"
-#include "samplers/noise_mala.h"
 #include "samplers/sampler.h"
 
 using namespace psbench;
@@ -41,11 +39,6 @@ std::vector<uint64_t> chain_seeds(int64_t n) {
 
 constexpr int64_t kRuns = 16, kSteps = 20;
 
-std::unique_ptr<Sampler> registered(const std::string& name, std::map<std::string, OptionValue> given) {
-  const auto& e = SamplerRegistry::instance().get(name, "sampler");
-  return e.make(resolve_options(name, e.options, std::move(given)));
-}
-
 void run_steps(benchmark::State& state, const Sampler& sampler, int64_t samples) {
   Setup s(state.range(0));
   Problem problem(s.gmm, s.op, s.noise, s.y);
@@ -58,36 +51,28 @@ void run_steps(benchmark::State& state, const Sampler& sampler, int64_t samples)
 }
 
 void BM_DpsStep(benchmark::State& state) {
-  auto dps = registered("dps", {{"steps", kSteps}});
+  auto dps = make_sampler("dps", {{"steps", kSteps}});
   run_steps(state, *dps, kRuns);
 }
 BENCHMARK(BM_DpsStep)->Arg(80)->Arg(800)->Unit(benchmark::kMillisecond);
 
 void BM_DpsCmStep(benchmark::State& state) {
-  auto dps = registered("dps", {{"steps", kSteps}, {"x0_estimate", std::string("consistency")}});
+  auto dps = make_sampler("dps", {{"steps", kSteps}, {"x0_estimate", std::string("consistency")}});
   run_steps(state, *dps, kRuns);
 }
 BENCHMARK(BM_DpsCmStep)->Arg(80)->Arg(800)->Unit(benchmark::kMillisecond);
 
 void BM_NoiseLangevinStep(benchmark::State& state) {
-  NoiseLangevinOptions o;
-  o.chains = kRuns;
-  o.warm_start_steps = 0;
-  o.burn_in = kSteps - 1;
-  o.step_size = 1e-3;
-  NoiseLangevin sampler(o);
-  run_steps(state, sampler, kRuns);
+  auto sampler = make_sampler("noise_langevin", {{"chains", kRuns}, {"warm_start_steps", int64_t{0}},
+                                                 {"burn_in", kSteps - 1}, {"step_size", 1e-3}});
+  run_steps(state, *sampler, kRuns);
 }
 BENCHMARK(BM_NoiseLangevinStep)->Arg(80)->Arg(800)->Unit(benchmark::kMillisecond);
 
 void BM_NoiseMalaStep(benchmark::State& state) {
-  NoiseMalaOptions o;
-  o.chains = kRuns;
-  o.warm_start_steps = 0;
-  o.burn_in = kSteps - 1;
-  o.step_size = 1e-3;
-  NoiseMala sampler(o);
-  run_steps(state, sampler, kRuns);
+  auto sampler = make_sampler("noise_mala", {{"chains", kRuns}, {"warm_start_steps", int64_t{0}},
+                                             {"burn_in", kSteps - 1}, {"step_size", 1e-3}});
+  run_steps(state, *sampler, kRuns);
 }
 BENCHMARK(BM_NoiseMalaStep)->Arg(80)->Arg(800)->Unit(benchmark::kMillisecond);
 

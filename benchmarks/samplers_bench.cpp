@@ -6,7 +6,7 @@
 #include "core/rng.h"
 #include "operators/lowrank.h"
 #include "priors/gmm.h"
-#include "samplers/noise_langevin.h"
+#include "samplers/sampler.h"
 
 using namespace psbench;
 
@@ -40,15 +40,11 @@ std::vector<uint64_t> chain_seeds(int64_t n) {
 void BM_NoiseLangevinSamples(benchmark::State& state) {
   Setup s(state.range(0));
   Problem problem(s.gmm, s.op, s.noise, s.y);
-  NoiseLangevinOptions o;
-  o.chains = 1;
-  o.warm_start_steps = 0;
-  o.step_size = 1e-3;
-  NoiseLangevin sampler(o);
+  auto sampler = make_sampler("noise_langevin", {{"warm_start_steps", int64_t{0}}, {"step_size", 1e-3}});
   const int64_t k = state.range(1);
   int64_t nfe = 0;
   for (auto _ : state) {
-    auto out = sampler.run(problem, k, chain_seeds(1));
+    auto out = sampler->run(problem, k, chain_seeds(1));
     benchmark::DoNotOptimize(out.samples.data_ptr());
     nfe += out.sampling_nfe.total();
   }
@@ -62,13 +58,10 @@ BENCHMARK(BM_NoiseLangevinSamples)->Args({80, 10})->Args({80, 40})->Args({800, 1
 void BM_NoiseLangevinBatchedChains(benchmark::State& state) {
   Setup s(state.range(0));
   Problem problem(s.gmm, s.op, s.noise, s.y);
-  NoiseLangevinOptions o;
-  o.chains = 8;
-  o.warm_start_steps = 0;
-  o.step_size = 1e-3;
-  NoiseLangevin sampler(o);
+  auto sampler =
+      make_sampler("noise_langevin", {{"chains", int64_t{8}}, {"warm_start_steps", int64_t{0}}, {"step_size", 1e-3}});
   for (auto _ : state) {
-    auto out = sampler.run(problem, 40, chain_seeds(8));
+    auto out = sampler->run(problem, 40, chain_seeds(8));
     benchmark::DoNotOptimize(out.samples.data_ptr());
   }
   state.counters["samples/s"] = benchmark::Counter(40.0 * state.iterations(), benchmark::Counter::kIsRate);

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -148,6 +149,21 @@ OptionValue parse_option(const OptionSpec& spec, const YAML::Node& node, const s
 
 Options resolve_options(const std::string& component, const std::vector<OptionSpec>& specs,
                         std::map<std::string, OptionValue> given) {
+  // Values given programmatically (tests, benchmarks, commands) pass the same checks as YAML values.
+  for (auto& [key, value] : given) {
+    auto spec = std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& s) { return s.key == key; });
+    const std::string context = component + ": " + key;
+    if (spec == specs.end()) throw ConfigError(context + ": unknown option");
+    if (spec->type == OptionType::Real && std::holds_alternative<int64_t>(value))
+      value = static_cast<double>(std::get<int64_t>(value));
+    const bool type_ok = (spec->type == OptionType::Bool && std::holds_alternative<bool>(value)) ||
+                         (spec->type == OptionType::Int && std::holds_alternative<int64_t>(value)) ||
+                         (spec->type == OptionType::Real && std::holds_alternative<double>(value)) ||
+                         ((spec->type == OptionType::Choice || spec->type == OptionType::Text) &&
+                          std::holds_alternative<std::string>(value));
+    if (!type_ok) throw ConfigError(context + ": value " + format_value(value) + " is not a " + spec->type_name());
+    check_range(*spec, value, context);
+  }
   std::set<std::string> exec;
   for (const auto& spec : specs) {
     if (!given.count(spec.key)) given[spec.key] = spec.default_value;

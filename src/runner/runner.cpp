@@ -253,6 +253,7 @@ void validate_experiment(const Experiment& ex, PriorCache& priors) {
       if (model.op->input_shape() != shape)
         throw ConfigError("task " + spec.task.component() + " expects input " + shape_string(model.op->input_shape()) +
                           " but the data have shape " + shape_string(shape));
+      c.sampler->check(*c.prior, *model.op);
       const int64_t planned = c.sampler->planned_nfe(spec.samples_per_measurement, *c.prior);
       if (spec.nfe_budget > 0 && planned > spec.nfe_budget)
         throw ConfigError("nfe_budget=" + std::to_string(spec.nfe_budget) + " is below the " + std::to_string(planned) +

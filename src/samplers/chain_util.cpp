@@ -26,26 +26,6 @@ std::vector<double> TraceAccumulator::mean() const {
   return m;
 }
 
-bool LiveChains::check(const at::Tensor& ok, SamplerOutput& out,
-                       const std::function<std::string(int64_t chain)>& message, std::vector<int64_t>& keep_rows) {
-  keep_rows.clear();
-  auto okc = ok.to(at::kBool).cpu().contiguous();
-  auto acc = okc.accessor<bool, 1>();
-  std::vector<int64_t> still;
-  for (int64_t i = 0; i < okc.size(0); ++i) {
-    if (acc[i]) {
-      keep_rows.push_back(i);
-      still.push_back(live[i]);
-    } else {
-      out.diverged[live[i]] = 1;
-      if (out.divergence_message.empty()) out.divergence_message = message(live[i]);
-    }
-  }
-  const bool dropped = still.size() != live.size();
-  live = std::move(still);
-  return dropped;
-}
-
 at::Tensor finite_and_bounded(const at::Tensor& t, const at::Tensor& limit) {
   auto f = t.detach().flatten(1);
   auto ms = f.pow(2).mean(1);
@@ -66,36 +46,6 @@ PotentialAndGrad potential_and_grad(const Problem& problem, const at::Tensor& x)
   auto value = problem.potential(leaf);
   auto grad = torch::autograd::grad({value.sum()}, {leaf})[0];
   return {value.detach(), grad};
-}
-
-at::Tensor adam_warm_start(const Problem& problem, at::Tensor z, int64_t steps, double lr, double divergence_threshold,
-                           LiveChains& chains, SamplerOutput& out, TraceAccumulator& trace,
-                           const std::function<std::string(int64_t chain, int64_t step)>& message) {
-  at::AutoGradMode grad_mode(true);
-  const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  const double s2x2 = 2.0 * problem.noise().sigma_y * problem.noise().sigma_y;
-  at::Tensor m1 = at::zeros_like(z), m2 = at::zeros_like(z);
-  std::vector<int64_t> keep;
-  for (int64_t k = 0; k < steps && !chains.empty(); ++k) {
-    auto leaf = z.detach().requires_grad_(true);
-    auto r = problem.potential(problem.generate(leaf, true, out.warmup_nfe));
-    // Gradient of ||y - A(Phi(z))||^2 = 2 sigma_y^2 R.
-    auto grad = torch::autograd::grad({r.sum()}, {leaf})[0] * s2x2;
-    auto rd = r.detach();
-    trace.add(static_cast<size_t>(k), rd.sum().item<double>(), chains.size());
-    m1 = beta1 * m1 + (1 - beta1) * grad;
-    m2 = beta2 * m2 + (1 - beta2) * grad * grad;
-    const double bc1 = 1 - std::pow(beta1, k + 1), bc2 = 1 - std::pow(beta2, k + 1);
-    z = z.detach() - lr * (m1 / bc1) / ((m2 / bc2).sqrt() + eps);
-    auto ok = finite_and_bounded(z, at::scalar_tensor(divergence_threshold, z.options())).logical_and(at::isfinite(rd));
-    if (chains.check(ok, out, [&](int64_t c) { return message(c, k); }, keep)) {
-      if (chains.empty()) break;
-      z = select_rows(z, keep);
-      m1 = select_rows(m1, keep);
-      m2 = select_rows(m2, keep);
-    }
-  }
-  return z.detach();
 }
 
 DualAveraging::DualAveraging(const at::Tensor& h0, double target_acceptance) : target(target_acceptance) {
@@ -122,13 +72,6 @@ void DualAveraging::keep_rows(const std::vector<int64_t>& rows) {
   h_bar = select_rows(h_bar, rows);
   log_h = select_rows(log_h, rows);
   log_h_bar = select_rows(log_h_bar, rows);
-}
-
-at::Tensor randn_block_per_chain(std::vector<at::Generator>& gens, const std::vector<int64_t>& chains, int64_t steps,
-                                 const Shape& shape, at::ScalarType dtype) {
-  Shape block{steps};
-  block.insert(block.end(), shape.begin(), shape.end());
-  return randn_per_chain(gens, chains, block, dtype);
 }
 
 at::Tensor assemble_samples(const std::vector<at::Tensor>& per_chain, const std::vector<uint8_t>& diverged,

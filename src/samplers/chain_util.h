@@ -1,10 +1,8 @@
 #pragma once
-// Building blocks shared by the batched samplers (noise-space MALA and pCN in src/samplers/, the
-// data-space baselines in baselines/): row bookkeeping of live chains, divergence marking, trace
-// averages, the likelihood gradient, an Adam warm start in noise space and dual averaging.
+// Building blocks of the driver and the kernels: trace averages, divergence bounds, the likelihood
+// gradient, dual averaging, a counting denoiser and sample assembly.
 #include <ATen/ATen.h>
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,18 +20,6 @@ struct TraceAccumulator {
   std::vector<double> mean() const;
 };
 
-// The chains of one batch that are still running. `check` drops the rows of `ok` that are false: their
-// chains are marked diverged in `out` (the first one's message is kept) and the rows to keep are
-// returned; `live` is updated. Returns true when some row was dropped (the caller then selects the
-// returned rows of its state tensors).
-struct LiveChains {
-  std::vector<int64_t> live;  // chain index of each row
-  bool check(const at::Tensor& ok, SamplerOutput& out, const std::function<std::string(int64_t chain)>& message,
-             std::vector<int64_t>& keep_rows);
-  bool empty() const { return live.empty(); }
-  int64_t size() const { return static_cast<int64_t>(live.size()); }
-};
-
 // Rows whose tensor is finite everywhere and whose ||t||^2 / numel per row is at most `limit` (a
 // tensor [B] or a scalar broadcast). Returns a bool tensor [B].
 at::Tensor finite_and_bounded(const at::Tensor& t, const at::Tensor& limit);
@@ -45,13 +31,6 @@ struct PotentialAndGrad {
   at::Tensor grad;   // like x
 };
 PotentialAndGrad potential_and_grad(const Problem& problem, const at::Tensor& x);
-
-// Adam on ||y - A(Phi(z))||^2 (no prior term), the noise-space warm start of ALGORITHMS.md §1
-// (betas 0.9/0.999, eps 1e-8). Counts warm-up NFE (fwd+bwd), appends the mean potential per step to
-// `trace`, drops diverging chains through `chains`. Returns the final z of the live rows.
-at::Tensor adam_warm_start(const Problem& problem, at::Tensor z, int64_t steps, double lr, double divergence_threshold,
-                           LiveChains& chains, SamplerOutput& out, TraceAccumulator& trace,
-                           const std::function<std::string(int64_t chain, int64_t step)>& message);
 
 // Dual averaging of a log step size toward a target acceptance rate (Hoffman & Gelman 2014, §3.2.1),
 // one value per chain: mu = log(10 h0), gamma = 0.05, t0 = 10, kappa = 0.75.
@@ -85,12 +64,6 @@ class CountingDenoiser : public Denoiser {
   NfeCount& count_;
   bool with_grad_;
 };
-
-// Standard normal draws for `steps` consecutive steps of each chain, drawn as one block per chain from
-// its own generator: [B, steps, *shape]. Cheaper than one draw per chain and step, and still
-// independent of how chains are batched.
-at::Tensor randn_block_per_chain(std::vector<at::Generator>& gens, const std::vector<int64_t>& chains, int64_t steps,
-                                 const Shape& shape, at::ScalarType dtype);
 
 // Concatenates the kept samples of the non-diverged chains in chain order ([0, *shape] if none).
 at::Tensor assemble_samples(const std::vector<at::Tensor>& per_chain, const std::vector<uint8_t>& diverged,

@@ -56,12 +56,9 @@ double Stopwatch::seconds() const {
   return static_cast<double>(now - start_ns_) * 1e-9;
 }
 
-at::Tensor randn_per_chain(std::vector<at::Generator>& gens, const std::vector<int64_t>& chains,
-                           const Shape& shape, at::ScalarType dtype) {
-  std::vector<at::Tensor> rows;
-  rows.reserve(chains.size());
-  for (auto c : chains) rows.push_back(at::randn(shape, gens[c], at::TensorOptions().dtype(dtype)));
-  return at::stack(rows);
+std::unique_ptr<Sampler> make_sampler(const std::string& name, std::map<std::string, OptionValue> given) {
+  const auto& entry = SamplerRegistry::instance().get(name, "sampler");
+  return entry.make(resolve_options(name, entry.options, std::move(given)));
 }
 
 }  // namespace psbench

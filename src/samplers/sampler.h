@@ -1,7 +1,8 @@
 #pragma once
 // Posterior samplers. A sampler sees the problem (prior interfaces, operator, noise, y) and a seed per
 // chain; it never sees metrics or the store. Randomness of chain c comes only from its own seed, so
-// samples do not depend on batching or on the order chains run.
+// samples do not depend on batching or on the order chains run. Samplers are kernels run by one driver
+// (samplers/kernel.h, samplers/driver.h); this is the interface the runner sees.
 #include <ATen/ATen.h>
 
 #include <map>
@@ -62,15 +63,32 @@ struct SamplerOutput {
   std::map<std::string, std::vector<double>> trace;
 };
 
+// One kernel step at a time, outside the driver's loop: what a benchmark of a single step times.
+class SingleSteps {
+ public:
+  virtual ~SingleSteps() = default;
+  virtual void step() = 0;
+  virtual const NfeCount& nfe() const = 0;
+};
+
 class Sampler {
  public:
   virtual ~Sampler() = default;
+  // What the sampler needs of the prior and operator (a generator, a denoiser, linearity...), checked
+  // when the experiment is validated: throws ConfigError naming the sampler and what is missing.
+  virtual void check(const Prior& prior, const Operator& op) const {}
   // How many independent chains produce `num_samples` samples (validates divisibility).
   virtual int64_t num_chains(int64_t num_samples) const = 0;
-  // Planned NFE per measurement for `num_samples` samples when Phi/D costs `evals` per image.
+  // Planned NFE per measurement for `num_samples` samples (a formula: never a capability check).
   virtual int64_t planned_nfe(int64_t num_samples, const Prior& prior) const = 0;
   virtual SamplerOutput run(const Problem& problem, int64_t num_samples,
                             const std::vector<uint64_t>& chain_seeds) const = 0;
+  // `chains` chains initialised and moved to the sampling phase (warm-up phases entered, not run), each
+  // step() then advances them by one step of that phase (cycling through its schedule). nullptr for a
+  // sampler that is not a step kernel (the exact sampler).
+  virtual std::unique_ptr<SingleSteps> single_steps(const Problem& problem, int64_t chains, uint64_t seed) const {
+    return nullptr;
+  }
 };
 
 using SamplerRegistry = Registry<Sampler>;
@@ -86,8 +104,8 @@ class Stopwatch {
   int64_t start_ns_;
 };
 
-// Standard normal draws of `shape` for each chain from its own generator, stacked to [n, *shape].
-at::Tensor randn_per_chain(std::vector<at::Generator>& gens, const std::vector<int64_t>& chains,
-                           const Shape& shape, at::ScalarType dtype);
+// Builds a registered sampler through the same validated path as an experiment file: unknown keys,
+// wrong types, out-of-range values and cross-field conflicts are ConfigErrors.
+std::unique_ptr<Sampler> make_sampler(const std::string& name, std::map<std::string, OptionValue> given = {});
 
 }  // namespace psbench

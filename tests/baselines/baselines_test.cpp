@@ -22,11 +22,6 @@ std::vector<uint64_t> seeds(int64_t n, uint64_t base) {
   return s;
 }
 
-std::unique_ptr<Sampler> make_sampler(const std::string& name, std::map<std::string, OptionValue> given) {
-  const auto& entry = SamplerRegistry::instance().get(name, "sampler");
-  return entry.make(resolve_options(name, entry.options, std::move(given)));
-}
-
 // d = 8, `grid`^2 components (grid 5: 25, grid 1: the single Gaussian N(0, I)); a rank-d_y measurement
 // (sigma_y = 0.1) of x* ~ prior. With 25 components the posterior sits on a few of them while the prior
 // spreads over all.
@@ -280,11 +275,13 @@ TEST_CASE("DPS-CM on a prior without a consistency function and an over-budget b
   p.ode_steps = 4;
   NoConsistency prior(p, 3);
   auto dps_cm = make_sampler("dps", {{"steps", int64_t{10}}, {"x0_estimate", std::string("consistency")}});
-  CHECK_THROWS_AS(dps_cm->planned_nfe(4, prior), ConfigError);
   GmmProblem gp(4);
+  // The capability check comes from the sampler's declared needs; planning NFE is only a formula.
+  CHECK_THROWS_AS(dps_cm->check(prior, gp.op), ConfigError);
+  CHECK_NOTHROW(dps_cm->planned_nfe(4, prior));
   Problem problem(prior, gp.op, gp.noise, gp.y);
   CHECK_THROWS_AS(dps_cm->run(problem, 4, seeds(4, 1)), ConfigError);
-  CHECK_NOTHROW(make_sampler("dps", {{"steps", int64_t{10}}})->planned_nfe(4, prior));
+  CHECK_NOTHROW(make_sampler("dps", {{"steps", int64_t{10}}})->check(prior, gp.op));
 }
 
 TEST_CASE("The GMM consistency function is the generator's ODE started at (x, sigma)", "[baselines][priors]") {

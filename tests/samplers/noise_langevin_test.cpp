@@ -7,7 +7,7 @@
 #include "metrics/metric.h"
 #include "operators/lowrank.h"
 #include "priors/gmm.h"
-#include "samplers/noise_langevin.h"
+#include "samplers/sampler.h"
 
 using namespace psbench;
 
@@ -77,13 +77,11 @@ TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture and
   auto ref = post->sample(4000, ref_gen);
 
   const int64_t chains = 400, per_chain = 5, n = chains * per_chain;
-  NoiseLangevinOptions o;
-  o.chains = chains;
-  o.warm_start_steps = 0;  // start from the prior: the chain alone must transport the mass
-  o.step_size = 0.003;
-  o.burn_in = 300;
-  o.thinning = 20;
-  NoiseLangevin sampler(o);
+  // warm_start_steps 0: start from the prior, the chain alone must transport the mass.
+  std::map<std::string, OptionValue> o{{"chains", chains},         {"warm_start_steps", int64_t{0}},
+                                       {"step_size", 0.003},       {"burn_in", int64_t{300}},
+                                       {"thinning", int64_t{20}}};
+  auto sampler = make_sampler("noise_langevin", o);
 
   // Bound, derived from the Monte-Carlo floor: the SW distance between n' *independent* exact draws
   // and the reference, with n' = n / 4 (we allow the thinned chains an effective sample size of only
@@ -98,7 +96,7 @@ TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture and
   const double bound = ft.mean().item<double>() + 3 * ft.std().item<double>();
 
   Problem problem(tp.gmm, tp.op, tp.noise, tp.y);
-  auto out = sampler.run(problem, n, seeds(chains, 5));
+  auto out = sampler->run(problem, n, seeds(chains, 5));
   REQUIRE(out.samples.size(0) == n);
   const double sw = sliced_w(out.samples, ref, 7);
   INFO("SW " << sw << " bound " << bound << " (floor mean " << ft.mean().item<double>() << ")");
@@ -108,9 +106,9 @@ TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture and
   CHECK(0.5 * (frac - w).abs().sum().item<double>() < 0.1);
 
   // A wrong target (prior drift four times too strong) is detected by the same bound.
-  NoiseLangevinOptions wrong = o;
-  wrong.prior_scale = 4.0;
-  auto out_wrong = NoiseLangevin(wrong).run(problem, n, seeds(chains, 5));
+  auto wrong = o;
+  wrong["prior_scale"] = 4.0;
+  auto out_wrong = make_sampler("noise_langevin", wrong)->run(problem, n, seeds(chains, 5));
   const double sw_wrong = sliced_w(out_wrong.samples, ref, 7);
   INFO("SW with prior_scale 4 " << sw_wrong);
   CHECK(sw_wrong > bound);
@@ -118,7 +116,7 @@ TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture and
   // Likelihood switched off (sigma_y -> huge): the chain samples the prior instead and must fail.
   GaussianNoise off{1e6};
   Problem prior_only(tp.gmm, tp.op, off, tp.y);
-  auto out_off = sampler.run(prior_only, n, seeds(chains, 5));
+  auto out_off = sampler->run(prior_only, n, seeds(chains, 5));
   const double sw_off = sliced_w(out_off.samples, ref, 7);
   INFO("SW without likelihood " << sw_off);
   CHECK(sw_off > 3 * bound);
@@ -127,42 +125,36 @@ TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture and
 TEST_CASE("Chains run one at a time or as one batch give the same samples", "[noise_langevin]") {
   SmallProblem sp(8, 6, 2, 0.3);
   Problem problem = sp.problem();
-  NoiseLangevinOptions o;
-  o.chains = 6;
-  o.warm_start_steps = 10;
-  o.warm_start_lr = 0.05;
-  o.step_size = 1e-3;
-  o.burn_in = 3;
-  o.thinning = 2;
+  std::map<std::string, OptionValue> o{{"chains", int64_t{6}},    {"warm_start_steps", int64_t{10}},
+                                       {"warm_start_lr", 0.05},    {"step_size", 1e-3},
+                                       {"burn_in", int64_t{3}},    {"thinning", int64_t{2}}};
   auto s = seeds(6, 42);
-  o.batch_size = 0;
-  auto all = NoiseLangevin(o).run(problem, 12, s);
-  o.batch_size = 1;
-  auto single = NoiseLangevin(o).run(problem, 12, s);
-  o.batch_size = 4;
-  auto mixed = NoiseLangevin(o).run(problem, 12, s);
+  o["batch_size"] = int64_t{0};
+  auto all = make_sampler("noise_langevin", o)->run(problem, 12, s);
+  o["batch_size"] = int64_t{1};
+  auto single = make_sampler("noise_langevin", o)->run(problem, 12, s);
+  o["batch_size"] = int64_t{4};
+  auto mixed = make_sampler("noise_langevin", o)->run(problem, 12, s);
   REQUIRE(all.samples.sizes() == single.samples.sizes());
   // Identical up to floating-point reassociation inside batched BLAS calls.
   CHECK(at::allclose(all.samples, single.samples, 1e-9, 1e-9));
   CHECK(at::allclose(all.samples, mixed.samples, 1e-9, 1e-9));
   CHECK(all.warmup_nfe.forward_backward == single.warmup_nfe.forward_backward);
   // A different seed gives different samples (the comparison above is not vacuous).
-  auto other = NoiseLangevin(o).run(problem, 12, seeds(6, 43));
+  auto other = make_sampler("noise_langevin", o)->run(problem, 12, seeds(6, 43));
   CHECK_FALSE(at::allclose(all.samples, other.samples, 1e-3, 1e-3));
 }
 
 TEST_CASE("NFE accounting of noise-space Langevin is exact and warm-up is reported apart", "[noise_langevin]") {
   SmallProblem sp(4, 5, 1, 0.5);
   Problem problem = sp.problem();
-  NoiseLangevinOptions o;
-  o.chains = 3;
-  o.warm_start_steps = 7;
-  o.burn_in = 4;
-  o.thinning = 3;
-  o.step_size = 1e-3;
-  NoiseLangevin sampler(o);
+  auto sampler = make_sampler("noise_langevin", {{"chains", int64_t{3}},
+                                                 {"warm_start_steps", int64_t{7}},
+                                                 {"burn_in", int64_t{4}},
+                                                 {"thinning", int64_t{3}},
+                                                 {"step_size", 1e-3}});
   const int64_t per_chain = 5;
-  auto out = sampler.run(problem, 3 * per_chain, seeds(3, 1));
+  auto out = sampler->run(problem, 3 * per_chain, seeds(3, 1));
   const int64_t evals = sp.gmm.generator()->evaluations_per_call();  // 2 * 5 - 1
   REQUIRE(evals == 9);
   CHECK(out.warmup_nfe.forward_backward == 3 * 7 * evals);
@@ -170,7 +162,7 @@ TEST_CASE("NFE accounting of noise-space Langevin is exact and warm-up is report
   // burn_in + per_chain * thinning gradient steps; the last iterate's image needs one forward pass.
   CHECK(out.sampling_nfe.forward_backward == 3 * (4 + per_chain * 3) * evals);
   CHECK(out.sampling_nfe.forward == 3 * evals);
-  CHECK(sampler.planned_nfe(3 * per_chain, sp.gmm) ==
+  CHECK(sampler->planned_nfe(3 * per_chain, sp.gmm) ==
         out.warmup_nfe.total() + out.sampling_nfe.total());
   CHECK(out.samples.size(0) == 3 * per_chain);
   CHECK(out.trace.at("warmup_loss").size() == 7);
@@ -182,12 +174,9 @@ TEST_CASE("NFE accounting of noise-space Langevin is exact and warm-up is report
 TEST_CASE("A diverging step size marks chains diverged and never returns non-finite samples", "[noise_langevin]") {
   SmallProblem sp(4, 4, 2, 0.01);
   Problem problem = sp.problem();
-  NoiseLangevinOptions o;
-  o.chains = 4;
-  o.warm_start_steps = 0;
-  o.step_size = 10.0;  // tau * L >> 2 for the likelihood curvature 1/sigma_y^2
-  NoiseLangevin sampler(o);
-  auto out = sampler.run(problem, 4 * 50, seeds(4, 9));
+  // tau * L >> 2 for the likelihood curvature 1/sigma_y^2.
+  std::map<std::string, OptionValue> o{{"chains", int64_t{4}}, {"warm_start_steps", int64_t{0}}, {"step_size", 10.0}};
+  auto out = make_sampler("noise_langevin", o)->run(problem, 4 * 50, seeds(4, 9));
   int64_t diverged = 0;
   for (auto d : out.diverged) diverged += d;
   CHECK(diverged == 4);
@@ -195,8 +184,8 @@ TEST_CASE("A diverging step size marks chains diverged and never returns non-fin
   CHECK_FALSE(out.divergence_message.empty());
   CHECK(out.divergence_message.find("step_size=10") != std::string::npos);
   // A small step on the same problem does not diverge.
-  o.step_size = 1e-6;
-  auto ok = NoiseLangevin(o).run(problem, 4 * 5, seeds(4, 9));
+  o["step_size"] = 1e-6;
+  auto ok = make_sampler("noise_langevin", o)->run(problem, 4 * 5, seeds(4, 9));
   CHECK(ok.samples.size(0) == 20);
   CHECK(at::isfinite(ok.samples).all().item<bool>());
 }

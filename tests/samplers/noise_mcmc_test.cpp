@@ -8,9 +8,7 @@
 
 #include "core/rng.h"
 #include "operators/lowrank.h"
-#include "samplers/noise_langevin.h"
-#include "samplers/noise_mala.h"
-#include "samplers/noise_pcn.h"
+#include "samplers/sampler.h"
 
 using namespace psbench;
 
@@ -79,12 +77,10 @@ TEST_CASE("Noise-space MALA matches the exact Gaussian posterior of a linear gen
   // 1000 independent chains, the last state of each: i.i.d. draws up to the (negligible) burn-in error,
   // so the z-scores are standard normal for an exact sampler. 6 z-scores each: |z| < 4.5.
   const int64_t chains = 1000;
-  NoiseMalaOptions o;
-  o.chains = chains;
-  o.warm_start_steps = 0;
-  o.step_size = 0.25;  // acceptance ~0.65: ULA at this step is visibly biased
-  o.burn_in = 200;
-  auto out = NoiseMala(o).run(problem, chains, seeds(chains, 3));
+  // step_size 0.25: acceptance ~0.65, and ULA at this step is visibly biased.
+  std::map<std::string, OptionValue> o{
+      {"chains", chains}, {"warm_start_steps", int64_t{0}}, {"step_size", 0.25}, {"burn_in", int64_t{200}}};
+  auto out = make_sampler("noise_mala", o)->run(problem, chains, seeds(chains, 3));
   REQUIRE(out.samples.size(0) == chains);
   auto [zm, zv] = moment_z_scores(out.samples, gp.post_mean, gp.post_cov);
   const auto& acc = out.trace.at("acceptance");
@@ -96,12 +92,7 @@ TEST_CASE("Noise-space MALA matches the exact Gaussian posterior of a linear gen
   CHECK(mean_acc < 0.95);  // the correction is active: the test would not see a broken accept step otherwise
 
   // Unadjusted Langevin with the same step and chain length: its O(h) bias is detected by the same test.
-  NoiseLangevinOptions u;
-  u.chains = chains;
-  u.warm_start_steps = 0;
-  u.step_size = o.step_size;
-  u.burn_in = o.burn_in;
-  auto ula = NoiseLangevin(u).run(problem, chains, seeds(chains, 3));
+  auto ula = make_sampler("noise_langevin", o)->run(problem, chains, seeds(chains, 3));
   auto [uzm, uzv] = moment_z_scores(ula.samples, gp.post_mean, gp.post_cov);
   INFO("ULA: mean z " << uzm << ", variance z " << uzv);
   CHECK(std::max(uzm, uzv) > 4.5);
@@ -111,12 +102,9 @@ TEST_CASE("Noise-space pCN matches the exact Gaussian posterior of a linear gene
   GaussianProblem gp;
   Problem problem = gp.problem();
   const int64_t chains = 1000;
-  NoisePcnOptions o;
-  o.chains = chains;
-  o.warm_start_steps = 0;
-  o.beta = 0.4;
-  o.burn_in = 300;
-  auto out = NoisePcn(o).run(problem, chains, seeds(chains, 4));
+  auto out = make_sampler("noise_pcn", {{"chains", chains}, {"warm_start_steps", int64_t{0}}, {"beta", 0.4},
+                                        {"burn_in", int64_t{300}}})
+                 ->run(problem, chains, seeds(chains, 4));
   REQUIRE(out.samples.size(0) == chains);
   auto [zm, zv] = moment_z_scores(out.samples, gp.post_mean, gp.post_cov);
   const auto& acc = out.trace.at("acceptance");
@@ -131,85 +119,72 @@ TEST_CASE("Noise-space pCN matches the exact Gaussian posterior of a linear gene
 TEST_CASE("Dual averaging brings the MALA acceptance rate to its target during burn-in", "[noise_mala]") {
   GaussianProblem gp;
   Problem problem = gp.problem();
-  NoiseMalaOptions o;
-  o.chains = 40;
-  o.warm_start_steps = 0;
-  o.step_size = 20.0;  // far too large: acceptance near 0 before adaptation
-  o.burn_in = 150;
-  o.adapt_steps = 150;
-  o.target_acceptance = 0.574;
-  const int64_t per_chain = 100;
-  auto out = NoiseMala(o).run(problem, o.chains * per_chain, seeds(o.chains, 8));
+  // step_size 20: far too large, acceptance near 0 before adaptation.
+  const int64_t chains = 40, burn_in = 150, per_chain = 100;
+  auto out = make_sampler("noise_mala", {{"chains", chains},
+                                         {"warm_start_steps", int64_t{0}},
+                                         {"step_size", 20.0},
+                                         {"burn_in", burn_in},
+                                         {"adapt_steps", burn_in},
+                                         {"target_acceptance", 0.574}})
+                 ->run(problem, chains * per_chain, seeds(chains, 8));
   const auto& acc = out.trace.at("acceptance");
   const auto& h = out.trace.at("step_size");
-  REQUIRE(acc.size() == static_cast<size_t>(o.burn_in + per_chain));
+  REQUIRE(acc.size() == static_cast<size_t>(burn_in + per_chain));
   REQUIRE(h.size() == acc.size());
   const double early = std::accumulate(acc.begin(), acc.begin() + 5, 0.0) / 5.0;
-  const double late = std::accumulate(acc.begin() + o.burn_in, acc.end(), 0.0) / static_cast<double>(per_chain);
+  const double late = std::accumulate(acc.begin() + burn_in, acc.end(), 0.0) / static_cast<double>(per_chain);
   INFO("acceptance first 5 steps " << early << ", after adaptation " << late << ", final step " << h.back());
   CHECK(early < 0.2);
   CHECK(std::abs(late - 0.574) < 0.1);  // 4000 acceptance probabilities: its Monte-Carlo error is ~0.01
   CHECK(h.back() < 0.5);
   // The step is frozen after adaptation.
-  CHECK(h[o.burn_in] == Approx(h.back()).epsilon(1e-12));
-  CHECK(out.diverged == std::vector<uint8_t>(o.chains, 0));
+  CHECK(h[burn_in] == Approx(h.back()).epsilon(1e-12));
+  CHECK(out.diverged == std::vector<uint8_t>(chains, 0));
 }
 
 TEST_CASE("NFE accounting of noise-space MALA and pCN is exact and warm-up is reported apart", "[noise_mala][noise_pcn]") {
   GaussianProblem gp;
   Problem problem = gp.problem();
   const int64_t evals = gp.prior.evaluations_per_call();
-  NoiseMalaOptions m;
-  m.chains = 3;
-  m.warm_start_steps = 7;
-  m.burn_in = 4;
-  m.thinning = 2;
-  m.step_size = 0.01;
+  std::map<std::string, OptionValue> m{{"chains", int64_t{3}}, {"warm_start_steps", int64_t{7}}, {"burn_in", int64_t{4}},
+                                       {"thinning", int64_t{2}}, {"step_size", 0.01}};
   const int64_t per_chain = 5, steps = 4 + per_chain * 2;
-  auto out = NoiseMala(m).run(problem, 3 * per_chain, seeds(3, 1));
+  auto mala = make_sampler("noise_mala", m);
+  auto out = mala->run(problem, 3 * per_chain, seeds(3, 1));
   CHECK(out.warmup_nfe.forward_backward == 3 * 7 * evals);
   CHECK(out.warmup_nfe.forward == 0);
   CHECK(out.sampling_nfe.forward_backward == 3 * (1 + steps) * evals);  // start + one per proposal
   CHECK(out.sampling_nfe.forward == 0);
-  CHECK(NoiseMala(m).planned_nfe(3 * per_chain, gp.prior) == out.warmup_nfe.total() + out.sampling_nfe.total());
+  CHECK(mala->planned_nfe(3 * per_chain, gp.prior) == out.warmup_nfe.total() + out.sampling_nfe.total());
   CHECK(out.samples.size(0) == 3 * per_chain);
   CHECK(out.trace.at("acceptance").size() == static_cast<size_t>(steps));
 
-  NoisePcnOptions p;
-  p.chains = 3;
-  p.warm_start_steps = 7;
-  p.burn_in = 4;
-  p.thinning = 2;
-  auto pout = NoisePcn(p).run(problem, 3 * per_chain, seeds(3, 1));
+  m.erase("step_size");
+  auto pcn = make_sampler("noise_pcn", m);
+  auto pout = pcn->run(problem, 3 * per_chain, seeds(3, 1));
   CHECK(pout.warmup_nfe.forward_backward == 3 * 7 * evals);
   CHECK(pout.sampling_nfe.forward == 3 * (1 + steps) * evals);  // forward passes only
   CHECK(pout.sampling_nfe.forward_backward == 0);
-  CHECK(NoisePcn(p).planned_nfe(3 * per_chain, gp.prior) == pout.warmup_nfe.total() + pout.sampling_nfe.total());
+  CHECK(pcn->planned_nfe(3 * per_chain, gp.prior) == pout.warmup_nfe.total() + pout.sampling_nfe.total());
   CHECK(pout.samples.size(0) == 3 * per_chain);
 }
 
 TEST_CASE("MALA and pCN chains run one at a time or batched give the same samples", "[noise_mala][noise_pcn]") {
   GaussianProblem gp;
   Problem problem = gp.problem();
-  NoiseMalaOptions m;
-  m.chains = 5;
-  m.warm_start_steps = 3;
-  m.step_size = 0.05;
-  m.burn_in = 6;
-  m.adapt_steps = 6;
+  std::map<std::string, OptionValue> m{{"chains", int64_t{5}}, {"warm_start_steps", int64_t{3}}, {"step_size", 0.05},
+                                       {"burn_in", int64_t{6}}, {"adapt_steps", int64_t{6}}};
   auto s = seeds(5, 77);
-  auto all = NoiseMala(m).run(problem, 10, s);
-  m.batch_size = 2;
-  auto split = NoiseMala(m).run(problem, 10, s);
+  auto all = make_sampler("noise_mala", m)->run(problem, 10, s);
+  m["batch_size"] = int64_t{2};
+  auto split = make_sampler("noise_mala", m)->run(problem, 10, s);
   CHECK(at::allclose(all.samples, split.samples, 1e-9, 1e-9));
-  NoisePcnOptions p;
-  p.chains = 5;
-  p.warm_start_steps = 3;
-  p.burn_in = 6;
-  p.adapt_steps = 6;
-  auto pall = NoisePcn(p).run(problem, 10, s);
-  p.batch_size = 1;
-  auto psplit = NoisePcn(p).run(problem, 10, s);
+  std::map<std::string, OptionValue> p{
+      {"chains", int64_t{5}}, {"warm_start_steps", int64_t{3}}, {"burn_in", int64_t{6}}, {"adapt_steps", int64_t{6}}};
+  auto pall = make_sampler("noise_pcn", p)->run(problem, 10, s);
+  p["batch_size"] = int64_t{1};
+  auto psplit = make_sampler("noise_pcn", p)->run(problem, 10, s);
   CHECK(at::allclose(pall.samples, psplit.samples, 1e-9, 1e-9));
   // Not vacuous: the chains moved and differ from each other.
   CHECK_FALSE(at::allclose(all.samples[0], all.samples[2], 1e-6, 1e-6));
@@ -218,16 +193,15 @@ TEST_CASE("MALA and pCN chains run one at a time or batched give the same sample
 TEST_CASE("A MALA step size so large that no proposal is accepted marks the chains diverged", "[noise_mala]") {
   GaussianProblem gp;
   Problem problem = gp.problem();
-  NoiseMalaOptions m;
-  m.chains = 4;
-  m.warm_start_steps = 0;
-  m.step_size = 1e4;
-  auto out = NoiseMala(m).run(problem, 4 * 20, seeds(4, 5));
+  std::map<std::string, OptionValue> m{{"chains", int64_t{4}}, {"warm_start_steps", int64_t{0}}, {"step_size", 1e4}};
+  auto mala = make_sampler("noise_mala", m);
+  auto out = mala->run(problem, 4 * 20, seeds(4, 5));
   CHECK(out.diverged == std::vector<uint8_t>(4, 1));
   CHECK(out.samples.size(0) == 0);
   CHECK(out.divergence_message.find("accepted none") != std::string::npos);
   CHECK(out.divergence_message.find("step_size=10000") != std::string::npos);
-  CHECK(NoiseMala(m).num_chains(8) == 4);
-  m.adapt_steps = 5;  // adaptation beyond burn-in is a configuration error
-  CHECK_THROWS_AS(NoiseMala(m).num_chains(8), ConfigError);
+  CHECK(mala->num_chains(8) == 4);
+  CHECK_THROWS_AS(mala->num_chains(6), ConfigError);  // 6 samples do not split over 4 chains
+  m["adapt_steps"] = int64_t{5};  // adaptation beyond burn-in is a configuration error, found when building
+  CHECK_THROWS_AS(make_sampler("noise_mala", m), ConfigError);
 }

@@ -1,0 +1,67 @@
+#pragma once
+// Pieces shared by the noise-space kernels (ALGORITHMS.md §1): the chain options group, the state on
+// the noise z of Phi, the Adam warm start on ||y - A(Phi(z))||^2, the evaluation of
+// U(z) = prior_scale ||z||^2 / 2 + R(Phi(z)) and its gradient, and the Metropolis-Hastings
+// accept/reject step that MALA and pCN share (BlackJAX: a proposal plus a reusable acceptance step).
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "core/option_schema.h"
+#include "samplers/kernel.h"
+
+namespace psbench {
+
+// Options every noise-space chain takes.
+struct NoiseChainOptions {
+  int64_t chains = 1;              // independent chains; samples_per_measurement must divide evenly
+  int64_t warm_start_steps = 400;  // K Adam steps on ||y - A(Phi(z))||^2 (no prior term)
+  double warm_start_lr = 5e-3;
+  int64_t burn_in = 0;             // chain steps discarded after the warm start
+  int64_t thinning = 1;            // keep every thinning-th iterate
+  // A chain whose mean squared noise coordinate ||z||^2/dim exceeds this (z ~ N(0, I) has ~1) has left
+  // any plausible region of the target and is stopped as diverged, as is a non-finite one.
+  double divergence_threshold = 1e4;
+  static const OptionSchema<NoiseChainOptions>& schema();
+
+  int64_t chains_for(const std::string& sampler, int64_t num_samples) const;
+  // Warm start (fwd+bwd), one evaluation at the start of the chain, one per chain step.
+  int64_t planned_nfe(int64_t num_samples, const Prior& prior) const;
+  // The warm-up phase and the chain phase (burn-in, thinning; `adapt` and the stuck check for MCMC).
+  std::vector<Phase> phases(int64_t per_chain, Adaptation adapt, bool mcmc) const;
+};
+
+// Step-size adaptation options of the Metropolis-adjusted kernels.
+struct AdaptOptions {
+  int64_t steps = 0;  // dual averaging during the first `steps` burn-in steps (<= burn_in)
+  double target_acceptance = 0.5;
+};
+OptionSchema<AdaptOptions> adapt_schema(double default_target, const std::string& parameter);
+
+struct NoiseState {
+  at::Tensor z;                // [B, *latent]
+  at::Tensor m1, m2, loss;     // warm-up: Adam moments, R at the previous iterate
+  at::Tensor x, r, u, grad;    // Phi(z), R(Phi(z)), U(z), grad U(z) (u, grad undefined without gradients)
+  void keep_rows(const at::Tensor& rows);
+};
+
+NoiseState noise_init(const StepContext& ctx);
+// Entering the warm-up (phase 0) zeroes the Adam moments.
+NoiseState noise_enter_warmup(NoiseState s);
+// One Adam step on ||y - A(Phi(z))||^2 (betas 0.9/0.999, eps 1e-8); trace column warmup_loss.
+Step<NoiseState> adam_warm_start_step(NoiseState s, const StepContext& ctx, double lr);
+// Phi(z), R and, with_grad, U(z) and grad U(z).
+NoiseState evaluate_noise(const at::Tensor& z, const StepContext& ctx, double prior_scale, bool with_grad);
+// Finite and ||z||^2/dim <= threshold (and, in the warm-up, a finite loss; in the chain a finite image).
+at::Tensor noise_ok(const NoiseState& s, double threshold);
+
+// Metropolis-Hastings: accepts rows with log u < log alpha; a non-finite log alpha (or a row that
+// `valid` marks false) is a rejection. Returns the merged state and the info columns acceptance and
+// chain_loss, plus accept_prob and accepted for the driver.
+Step<NoiseState> mh_accept(NoiseState current, NoiseState proposal, at::Tensor log_alpha, const at::Tensor& valid,
+                           const at::Tensor& log_u);
+
+// [B] -> [B, 1, ..., 1] to broadcast a per-chain value against `like`.
+at::Tensor per_row(const at::Tensor& v, const at::Tensor& like);
+
+}  // namespace psbench
