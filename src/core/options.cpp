@@ -152,7 +152,7 @@ Options resolve_options(const std::string& component, const std::vector<OptionSp
   // Values given programmatically (tests, benchmarks, commands) pass the same checks as YAML values.
   for (auto& [key, value] : given) {
     auto spec = std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& s) { return s.key == key; });
-    const std::string context = component + ": " + key;
+    const std::string context = component + ": " + key + "=" + format_value(value);
     if (spec == specs.end()) throw ConfigError(context + ": unknown option");
     if (spec->type == OptionType::Real && std::holds_alternative<int64_t>(value))
       value = static_cast<double>(std::get<int64_t>(value));
