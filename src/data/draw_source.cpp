@@ -1,10 +1,10 @@
-#include "priors/prior.h"
+#include "data/draw_source.h"
 
 #include <stdexcept>
 
 namespace psbench {
 
-at::Tensor Prior::sample(int64_t, at::Generator&) const {
+at::Tensor DrawSource::sample(int64_t, at::Generator&) const {
   throw std::logic_error("prior '" + name() + "' cannot be sampled exactly");
 }
 

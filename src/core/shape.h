@@ -1,0 +1,16 @@
+#pragma once
+// The shape of one data item or measurement ([C, H, W], [d], ...), without the batch dimension. In
+// core because datasets, operators and priors all speak it and none of them should include another
+// for it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace psbench {
+
+using Shape = std::vector<int64_t>;
+
+// "[1x28x28]", for messages.
+std::string shape_string(const Shape& s);
+
+}  // namespace psbench
