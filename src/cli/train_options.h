@@ -1,5 +1,6 @@
 #pragma once
-// Command-line options shared by the `psbench train KIND` commands (the training itself is in nn/).
+// Command-line options shared by the `psbench train KIND` commands (defined in cli/commands/train.cpp;
+// the training itself is in nn/).
 #include <boost/program_options/options_description.hpp>
 
 #include <string>

@@ -20,9 +20,21 @@
 namespace psbench {
 
 // Every duplicate registration of the process, as one line each ("'x' is registered twice: ...").
-std::vector<std::string>& registration_errors();
+// Function-local static of an inline function: one list per process, and it exists before any
+// registrar of any translation unit runs.
+inline std::vector<std::string>& registration_errors() {
+  static std::vector<std::string> errors;
+  return errors;
+}
+
 // Throws ConfigError naming the first duplicate (and how many there are) when there is any.
-void check_registrations();
+inline void check_registrations() {
+  const auto& errors = registration_errors();
+  if (errors.empty()) return;
+  const std::string more =
+      errors.size() > 1 ? " (and " + std::to_string(errors.size() - 1) + " more duplicates)" : "";
+  throw ConfigError("registry: " + errors.front() + more);
+}
 
 // EntryT needs `name` and `description` members.
 template <class EntryT>

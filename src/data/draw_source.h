@@ -5,6 +5,7 @@
 // Fashion-MNIST).
 #include <ATen/ATen.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "core/shape.h"
@@ -18,7 +19,9 @@ class DrawSource {
   virtual Shape data_shape() const = 0;
   // Exact draws (analytic priors), used as ground truth by the "prior" dataset.
   virtual bool can_sample() const { return false; }
-  virtual at::Tensor sample(int64_t n, at::Generator& gen) const;  // [n, *data_shape]
+  virtual at::Tensor sample(int64_t n, at::Generator& gen) const {  // [n, *data_shape]
+    throw std::logic_error("prior '" + name() + "' cannot be sampled exactly");
+  }
 };
 
 }  // namespace psbench
