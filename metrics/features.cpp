@@ -1,4 +1,5 @@
-// Feature networks (psbench's fmnist_cnn or a TorchScript file) and the Fréchet distance / KID.
+// Feature networks (the registry and the generic TorchScript kind), reference sets, and the Fréchet
+// distance / KID.
 #include "metrics/features.h"
 #include "metrics/perceptual.h"
 
@@ -13,20 +14,13 @@
 #include "core/errors.h"
 #include "core/rng.h"
 #include "core/sha256.h"
-#include "data/fashion_mnist.h"
-#include "nn/classifier.h"
 
 namespace psbench {
 
-namespace {
-
 constexpr int64_t kBatch = 500;
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
-// Runs `f` over `images` in batches without gradients and concatenates each output list element.
-template <class F>
-std::vector<at::Tensor> batched(const at::Tensor& images, F f) {
+std::vector<at::Tensor> batched_no_grad(const at::Tensor& images,
+                                        const std::function<std::vector<at::Tensor>(const at::Tensor&)>& f) {
   torch::NoGradGuard no_grad;
   std::vector<std::vector<at::Tensor>> parts;
   for (int64_t i = 0; i < images.size(0); i += kBatch) {
@@ -39,56 +33,20 @@ std::vector<at::Tensor> batched(const at::Tensor& images, F f) {
   return res;
 }
 
-void check_file(const std::string& path, const std::string& what, const std::string& hint) {
+void check_weights_file(const std::string& path, const std::string& what, const std::string& hint) {
   std::error_code ec;
   if (path.empty()) throw ConfigError(what + ": no weights file given" + hint);
   if (!std::filesystem::is_regular_file(path, ec)) throw ConfigError(what + ": " + path + ": no such file" + hint);
 }
 
-class FmnistCnnNetwork : public FeatureNetwork {
- public:
-  explicit FmnistCnnNetwork(const std::string& path, const std::string& name) {
-    const std::string hint = " (train it with `psbench train classifier`, or point network_path / $PSBENCH_MODELS_DIR "
-                             "at fmnist_cnn.pt)";
-    check_file(path, "fmnist_cnn", hint);
-    try {
-      torch::load(model_, path);
-    } catch (const std::exception& e) {
-      throw ConfigError("fmnist_cnn: " + path + ": cannot load the classifier weights: " + first_line(e.what()));
-    }
-    for (const auto& p : model_->parameters())
-      if (!p.isfinite().all().item<bool>()) throw ConfigError("fmnist_cnn: " + path + ": weights are not finite");
-    model_->eval();
-    model_->to(at::kFloat);
-    name_ = name.empty() ? "fmnist_cnn" : name;
-    path_ = path;
-    sha256_ = sha256_file(path);
-  }
-  std::string unsupported(const std::vector<int64_t>& shape) const override {
-    if (shape != std::vector<int64_t>{1, 28, 28}) return "network fmnist_cnn needs images [1, 28, 28]";
-    return "";
-  }
-  at::Tensor features(const at::Tensor& images) const override {
-    return batched(prep(images), [&](const at::Tensor& x) { return std::vector<at::Tensor>{model_->forward_all(x).features}; })[0]
-        .to(at::kDouble);
-  }
-  std::vector<at::Tensor> layers(const at::Tensor& images) const override {
-    return batched(prep(images), [&](const at::Tensor& x) { return model_->forward_all(x).conv; });
-  }
-  bool has_logits() const override { return true; }
-  at::Tensor logits(const at::Tensor& images) const override {
-    return batched(prep(images), [&](const at::Tensor& x) { return std::vector<at::Tensor>{model_->forward(x)}; })[0];
-  }
+namespace {
 
- private:
-  static at::Tensor prep(const at::Tensor& images) { return images.to(at::kFloat).contiguous(); }
-  mutable FmnistCnn model_;  // forward() is not const in torch::nn
-};
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 class TorchScriptNetwork : public FeatureNetwork {
  public:
   explicit TorchScriptNetwork(const FeatureNetworkSpec& spec) : size_(spec.input_size), channels_(spec.input_channels) {
-    check_file(spec.path, "torchscript feature network", " (network_path: a TorchScript file saved with torch.jit.save)");
+    check_weights_file(spec.path, "torchscript feature network", " (network_path: a TorchScript file saved with torch.jit.save)");
     try {
       module_ = torch::jit::load(spec.path, at::kCPU);
     } catch (const std::exception& e) {
@@ -109,7 +67,7 @@ class TorchScriptNetwork : public FeatureNetwork {
     return "";
   }
   at::Tensor features(const at::Tensor& images) const override {
-    return batched(images, [&](const at::Tensor& x) {
+    return batched_no_grad(images, [&](const at::Tensor& x) {
              auto out = run(x);
              if (!out.isTensor())
                throw ConfigError("feature network " + path_ + ": forward must return a [N, D] tensor of features");
@@ -121,7 +79,7 @@ class TorchScriptNetwork : public FeatureNetwork {
         .to(at::kDouble);
   }
   std::vector<at::Tensor> layers(const at::Tensor& images) const override {
-    return batched(images, [&](const at::Tensor& x) {
+    return batched_no_grad(images, [&](const at::Tensor& x) {
       auto out = run(x);
       std::vector<at::Tensor> res;
       if (out.isTensorList()) res = out.toTensorVector();
@@ -177,37 +135,29 @@ std::vector<at::Tensor> torchscript_channel_weights(const FeatureNetwork& net) {
   return {};
 }
 
-std::string default_fmnist_cnn_path() {
-  if (const char* dir = std::getenv("PSBENCH_MODELS_DIR"); dir && *dir)
-    return (std::filesystem::path(dir) / "fmnist_cnn.pt").string();
-  return std::string(PSBENCH_SOURCE_DIR) + "/data/models/fmnist_cnn.pt";
-}
+namespace {
+
+FeatureNetworkRegistrar reg_torchscript(
+    {"torchscript", "a TorchScript file: forward(x [N, C, S, S] in [-1, 1]) -> [N, D] features or a list of layers",
+     nullptr, [](const FeatureNetworkSpec& spec) { return std::make_shared<TorchScriptNetwork>(spec); }});
+
+}  // namespace
 
 std::shared_ptr<const FeatureNetwork> load_feature_network(const FeatureNetworkSpec& spec_in) {
   FeatureNetworkSpec spec = spec_in;
-  if (spec.kind == "fmnist_cnn" && spec.path.empty()) spec.path = default_fmnist_cnn_path();
-  if (spec.kind != "fmnist_cnn" && spec.kind != "torchscript")
-    throw ConfigError("feature network kind '" + spec.kind + "' (known: fmnist_cnn, torchscript)");
+  const auto& entry = FeatureNetworkRegistry::instance().get(spec.kind, "feature network");
+  if (spec.path.empty() && entry.default_path) spec.path = entry.default_path();
   static std::mutex mutex;
   static std::map<std::string, std::shared_ptr<const FeatureNetwork>> cache;
   const std::string key = spec.kind + "|" + spec.path + "|" + spec.name + "|" + std::to_string(spec.input_size) + "|" +
                           std::to_string(spec.input_channels);
   std::lock_guard<std::mutex> lock(mutex);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
-  std::shared_ptr<const FeatureNetwork> net;
-  if (spec.kind == "fmnist_cnn") net = std::make_shared<FmnistCnnNetwork>(spec.path, spec.name);
-  else net = std::make_shared<TorchScriptNetwork>(spec);
-  return cache[key] = net;
+  return cache[key] = entry.make(spec);
 }
 
-at::Tensor fashion_mnist_test_features(const FeatureNetwork& net, const std::string& root) {
-  static std::mutex mutex;
-  static std::map<std::string, at::Tensor> cache;
-  const std::string key = net.sha256() + "|" + net.name() + "|" + root;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
-  auto split = load_fashion_mnist(root, "test");
-  return cache[key] = net.features(fashion_mnist_to_float(split->images).unsqueeze(1));
+at::Tensor reference_features(const std::string& name, const FeatureNetwork& net) {
+  return ReferenceSetRegistry::instance().get(name, "reference set").features(net);
 }
 
 namespace {

@@ -1,14 +1,17 @@
 // Per-set distribution metrics on network features: fd_fmnist_cnn / kid_fmnist_cnn on psbench's
 // classifier, fid / kid on a user-supplied Inception TorchScript file. The sample set is every posterior
 // sample of the cell (all measurements pooled); the reference set is the cell's ground-truth images
-// (default, the papers' protocol) or the Fashion-MNIST test split.
+// (default, the papers' protocol) or a registered reference set (the Fashion-MNIST test split). The
+// network and the reference set are registry names (metrics/features.h): nothing here knows a dataset.
 #include "core/errors.h"
-#include "data/fashion_mnist.h"
 #include "metrics/features.h"
 #include "metrics/metric.h"
 
 namespace psbench {
 namespace {
+
+// The reference set of the papers' protocol: the cell's own ground-truth images.
+constexpr const char* kGroundTruth = "ground_truth";
 
 class SetDistance : public Metric {
  public:
@@ -18,13 +21,16 @@ class SetDistance : public Metric {
   bool lower_is_better() const override { return true; }
   MetricLevel level() const override { return MetricLevel::PerSet; }
   std::string unsupported(const MetricContext& c) const override {
-    if (reference_ == "fashion_mnist_test" && c.data_shape != std::vector<int64_t>{1, 28, 28})
-      return "reference fashion_mnist_test needs Fashion-MNIST images [1, 28, 28]";
+    if (reference_ != kGroundTruth) {
+      const auto& set = ReferenceSetRegistry::instance().get(reference_, "reference set");
+      if (c.data_shape != set.data_shape)
+        return "reference " + reference_ + " needs images " + shape_string(set.data_shape) + " (" + set.description + ")";
+    }
     return net_->unsupported(c.data_shape);
   }
   SetValue compute_set(const SetInput& in) const override {
     auto fa = net_->features(at::cat(in.samples).clamp(-1, 1));
-    at::Tensor fb = reference_ == "fashion_mnist_test" ? fashion_mnist_test_features(*net_) : net_->features(in.x_true);
+    at::Tensor fb = reference_ == kGroundTruth ? net_->features(in.x_true) : reference_features(reference_, *net_);
     SetValue v;
     if (kid_) {
       if (fa.size(0) < 2 || fb.size(0) < 2)
@@ -62,12 +68,13 @@ std::vector<OptionSpec> set_options(bool fmnist, bool is_kid) {
     v.push_back(OptionSpec::text("network_path", "",
                                  "fmnist_cnn weights (default $PSBENCH_MODELS_DIR/fmnist_cnn.pt, else "
                                  "data/models/fmnist_cnn.pt)"));
-    v.push_back(OptionSpec::choice("reference", "ground_truth", {"ground_truth", "fashion_mnist_test"},
+    // The reference sets of fmnist_cnn's domain (ReferenceSetRegistry names besides ground_truth).
+    v.push_back(OptionSpec::choice("reference", kGroundTruth, {kGroundTruth, "fashion_mnist_test"},
                                    "reference set: the cell's x* images, or the 10000 Fashion-MNIST test images"));
   } else {
     v.push_back(OptionSpec::text("network_path", "", "TorchScript Inception file: forward(x [N,3,S,S] in [-1,1]) -> [N, D] (required)"));
     v.push_back(OptionSpec::integer("input_size", 299, "images are resized (bilinear) to this side first; 0 = as is").at_least(0));
-    v.push_back(OptionSpec::choice("reference", "ground_truth", {"ground_truth"}, "reference set: the cell's x* images"));
+    v.push_back(OptionSpec::choice("reference", kGroundTruth, {kGroundTruth}, "reference set: the cell's x* images"));
   }
   if (is_kid) {
     v.push_back(OptionSpec::integer("subsets", 100, "random subsets averaged").at_least(1));

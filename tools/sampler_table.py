@@ -13,6 +13,8 @@ import h5py
 import numpy as np
 import yaml
 
+import psbench_schema as S  # the results schema (mirror of src/store/schema.h), next to this script
+
 DEFAULTS_LEFT_OUT = {"name", "batch_size", "divergence_threshold"}
 
 
@@ -43,26 +45,27 @@ def main():
     problems = set()
     order = []
     with h5py.File(args.results, "r") as f:
-        cells = f["cells"]
-        keyed = sorted(cells.keys(), key=lambda k: int(cells[k].attrs.get("cell_index", 0)))
+        cells = f[S.CELLS_GROUP]
+        keyed = sorted(cells.keys(), key=lambda k: int(cells[k].attrs.get(S.CELL_INDEX, 0)))
         for key in keyed:
             c = cells[key]
-            cfg = yaml.safe_load(c.attrs["config"])
+            cfg = yaml.safe_load(c.attrs[S.CONFIG])
             label = sampler_label(cfg["sampler"])
             prob = (cfg["prior"].get("dim"), cfg["task"].get("d_y"))
             problems.add(prob)
             if label not in table:
                 table[label] = {}
                 order.append(label)
-            status = c.attrs["status"]
-            if status != "ok" or f"metrics/{args.metric}" not in c:
+            status = c.attrs[S.STATUS]
+            if status != S.STATUS_OK or S.METRICS_GROUP + args.metric not in c:
                 table[label][prob] = status
                 continue
-            v = np.asarray(c[f"metrics/{args.metric}"])
+            v = np.asarray(c[S.METRICS_GROUP + args.metric])
             se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
             table[label][prob] = f"{v.mean():.3g} ± {se:.2g}"
-            total = sum(np.asarray(c[f"nfe/{n}"]).mean() for n in
-                        ("warmup_forward", "warmup_forward_backward", "chain_forward", "chain_forward_backward"))
+            total = sum(np.asarray(c[n]).mean() for n in
+                        (S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD, S.NFE_CHAIN_FORWARD,
+                         S.NFE_CHAIN_FORWARD_BACKWARD))
             nfe.setdefault(label, {})[prob[0]] = total
     probs = sorted(problems)
     dims = sorted({p[0] for p in probs})

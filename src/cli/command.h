@@ -1,25 +1,25 @@
 #pragma once
-// CLI subcommands register themselves (one file per command), so that `psbench --help` and dispatch
-// need no central list. Commands return the process exit code: 0 ok, 2 bad input, 1 runtime failure.
+// CLI subcommands register themselves (one file per command) in the same registry mechanism as
+// components (core/registry.h), so that `psbench --help` and dispatch need no central list. Commands
+// return the process exit code: 0 ok, 2 bad input, 1 runtime failure.
 #include <functional>
-#include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "core/registry.h"
 
 namespace psbench {
 
 struct Command {
   std::string name;
-  std::string synopsis;  // "run EXPERIMENT.yaml [--out FILE] ..."
-  std::string summary;   // one line
+  std::string synopsis;     // "run EXPERIMENT.yaml [--out FILE] ..."
+  std::string description;  // one line
   std::function<int(const std::vector<std::string>& args)> main;
 };
 
-std::map<std::string, Command>& command_registry();
-
-struct CommandRegistrar {
-  explicit CommandRegistrar(Command c) { command_registry()[c.name] = std::move(c); }
-};
+using CommandRegistry = NamedRegistry<Command>;
+using CommandRegistrar = NamedRegistrar<Command>;
 
 // Bad command-line usage: exit code 2, like a ConfigError.
 struct UsageError : std::runtime_error {

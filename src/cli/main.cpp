@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "core/errors.h"
+#include "core/registry.h"
 
 namespace psbench {
 const char* git_revision();
@@ -18,7 +19,8 @@ namespace {
 void usage(std::ostream& os) {
   os << "psbench — benchmarks posterior samplers with generative priors for inverse problems\n\n"
         "usage: psbench <command> [options]\n\ncommands:\n";
-  for (const auto& [name, c] : command_registry()) os << "  " << c.synopsis << "\n      " << c.summary << "\n";
+  for (const auto& [name, c] : CommandRegistry::instance().entries())
+    os << "  " << c.synopsis << "\n      " << c.description << "\n";
   os << "\n  psbench <command> --help   options of one command\n  psbench --version\n";
 }
 
@@ -27,6 +29,9 @@ void usage(std::ostream& os) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
+    // A name registered twice (a copy-pasted registrar) is a build defect: refuse to run at all rather
+    // than silently dispatch to whichever entry registered first.
+    check_registrations();
     if (args.empty()) {
       usage(std::cerr);
       return 2;
@@ -40,13 +45,10 @@ int main(int argc, char** argv) {
                 << ", " << PSBENCH_BUILD_TYPE << ")\n";
       return 0;
     }
-    auto it = command_registry().find(args[0]);
-    if (it == command_registry().end()) {
-      std::string known;
-      for (const auto& [name, c] : command_registry()) known += (known.empty() ? "" : ", ") + name;
-      throw UsageError("unknown command '" + args[0] + "' (commands: " + known + "; see psbench --help)");
-    }
-    return it->second.main(std::vector<std::string>(args.begin() + 1, args.end()));
+    const auto& commands = CommandRegistry::instance();
+    if (!commands.has(args[0]))
+      throw UsageError("unknown command '" + args[0] + "' (commands: " + commands.names() + "; see psbench --help)");
+    return commands.get(args[0], "command").main(std::vector<std::string>(args.begin() + 1, args.end()));
   } catch (const UsageError& e) {
     std::cerr << "psbench: " << e.what() << "\n";
     return 2;

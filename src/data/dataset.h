@@ -1,11 +1,12 @@
 #pragma once
-// Ground-truth sources. The measurement index selects x* deterministically.
+// Ground-truth sources. The measurement index selects x* deterministically. A dataset sees the prior
+// it is paired with only as a DrawSource (shape and exact draws).
 #include <ATen/ATen.h>
 
 #include "core/options.h"
 #include "core/registry.h"
-#include "operators/operator.h"
-#include "priors/prior.h"
+#include "core/shape.h"
+#include "data/draw_source.h"
 
 namespace psbench {
 
@@ -14,9 +15,9 @@ class Dataset {
   virtual ~Dataset() = default;
   // True when x* is drawn from the prior itself (then the prior is part of the measurement key).
   virtual bool uses_prior() const = 0;
-  virtual Shape shape(const Prior& prior) const = 0;
+  virtual Shape shape(const DrawSource& prior) const = 0;
   // x* for measurement `index`, [*shape]; `gen` is keyed on the measurement only.
-  virtual at::Tensor ground_truth(int64_t index, const Prior& prior, at::Generator& gen) const = 0;
+  virtual at::Tensor ground_truth(int64_t index, const DrawSource& prior, at::Generator& gen) const = 0;
   // Class label of x* for measurement `index` (classifier-accuracy metrics); -1 when there is none.
   virtual bool has_labels() const { return false; }
   virtual int64_t label(int64_t index) const { return -1; }

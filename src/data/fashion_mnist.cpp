@@ -173,7 +173,7 @@ int64_t FashionMnistDataset::position(int64_t index) const {
   return i;
 }
 
-at::Tensor FashionMnistDataset::ground_truth(int64_t index, const Prior&, at::Generator&) const {
+at::Tensor FashionMnistDataset::ground_truth(int64_t index, const DrawSource&, at::Generator&) const {
   return fashion_mnist_to_float(data_->images[position(index)]).unsqueeze(0);
 }
 

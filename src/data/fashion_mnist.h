@@ -39,8 +39,8 @@ class FashionMnistDataset : public Dataset {
  public:
   FashionMnistDataset(const std::string& root, const std::string& split, int64_t offset);
   bool uses_prior() const override { return false; }
-  Shape shape(const Prior&) const override { return {1, 28, 28}; }
-  at::Tensor ground_truth(int64_t index, const Prior& prior, at::Generator& gen) const override;
+  Shape shape(const DrawSource&) const override { return {1, 28, 28}; }
+  at::Tensor ground_truth(int64_t index, const DrawSource& prior, at::Generator& gen) const override;
   // Class label (0..9) of the image behind measurement `index` (for classifier-accuracy metrics).
   bool has_labels() const override { return true; }
   int64_t label(int64_t index) const override;

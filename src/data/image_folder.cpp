@@ -114,7 +114,7 @@ at::Tensor ImageFolderDataset::load(int64_t index) const {
   return img.clamp(-1, 1).to(at::kFloat).contiguous();
 }
 
-at::Tensor ImageFolderDataset::ground_truth(int64_t index, const Prior&, at::Generator&) const { return load(index); }
+at::Tensor ImageFolderDataset::ground_truth(int64_t index, const DrawSource&, at::Generator&) const { return load(index); }
 
 namespace {
 DatasetRegistrar reg_image_folder(

@@ -24,8 +24,8 @@ class ImageFolderDataset : public Dataset {
   // size 0 keeps the native size (then every image must have the same size).
   ImageFolderDataset(const std::string& path, int64_t size, int64_t channels);
   bool uses_prior() const override { return false; }
-  Shape shape(const Prior&) const override { return shape_; }
-  at::Tensor ground_truth(int64_t index, const Prior& prior, at::Generator& gen) const override;
+  Shape shape(const DrawSource&) const override { return shape_; }
+  at::Tensor ground_truth(int64_t index, const DrawSource& prior, at::Generator& gen) const override;
   const std::vector<std::string>& files() const { return files_; }
   // Image `index` as float32 [C, size, size] in [-1, 1].
   at::Tensor load(int64_t index) const;

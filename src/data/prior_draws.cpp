@@ -8,8 +8,8 @@ namespace {
 class PriorDraws : public Dataset {
  public:
   bool uses_prior() const override { return true; }
-  Shape shape(const Prior& prior) const override { return prior.data_shape(); }
-  at::Tensor ground_truth(int64_t, const Prior& prior, at::Generator& gen) const override {
+  Shape shape(const DrawSource& prior) const override { return prior.data_shape(); }
+  at::Tensor ground_truth(int64_t, const DrawSource& prior, at::Generator& gen) const override {
     if (!prior.can_sample())
       throw ConfigError("dataset prior: prior '" + prior.name() +
                         "' cannot be sampled exactly; choose an image dataset");

@@ -1,47 +1,21 @@
-// psbench train consistency --teacher FILE: consistency distillation (Song et al. 2023, CD) of an EDM
-// denoiser into a one-step generator. The student starts from the teacher's weights; at each step, for
-// a random grid interval n of the Karras grid sigma_1 = sigma_min < ... < sigma_N = sigma_max (rho 7):
-//   x_{n+1} = x_0 + sigma_{n+1} z,  x_hat_n = one Heun step of the teacher's probability-flow ODE to sigma_n,
-//   loss = d(f_theta(x_{n+1}, sigma_{n+1}), f_target(x_hat_n, sigma_n)),
-// with the target network an EMA of the student (decay --target-ema) and d the pseudo-Huber distance
-// sqrt(||a - b||^2 + c^2) - c, c = 0.00054 sqrt(dim) (iCT), or squared L2.
+#include "nn/train_consistency.h"
+
 #include <iostream>
 
-#include "cli/options_parse.h"
-#include "cli/train.h"
 #include "core/errors.h"
 #include "core/sha256.h"
 #include "nn/edm.h"
-#include "nn/training.h"
-#include "priors/ode_generator.h"
+#include "nn/karras.h"
 
 namespace psbench::nn {
-namespace {
-namespace po = boost::program_options;
 
-int train_consistency(const std::vector<std::string>& args) {
-  TrainSettings s;
-  s.lr = 1e-4;
-  s.warmup = 0;
-  std::string teacher_path, distance = "pseudo_huber";
-  int64_t intervals = 18;
-  double target_ema = 0.95;
-  po::options_description desc("psbench train consistency --teacher FILE --out FILE [options]");
-  desc.add_options()("help,h", "show this help");
-  add_settings_options(desc, s);
-  desc.add_options()("teacher", po::value(&teacher_path), "EDM denoiser model file (psbench train denoiser)")(
-      "intervals", po::value(&intervals)->default_value(intervals), "N: points of the Karras discretisation grid")(
-      "target-ema", po::value(&target_ema)->default_value(target_ema), "EMA decay of the target network")(
-      "distance", po::value(&distance)->default_value(distance), "pseudo_huber or l2");
-  auto vm = parse_command_line(args, desc, nullptr);
-  if (vm.count("help")) { std::cout << desc << "\n"; return 0; }
-  validate_settings(s, "consistency");
-  if (teacher_path.empty()) throw UsageError("train consistency: missing --teacher FILE");
-  if (intervals < 2) throw UsageError("train consistency: --intervals must be >= 2");
-  if (!(target_ema >= 0 && target_ema < 1)) throw UsageError("train consistency: --target-ema must be in [0, 1)");
-  if (distance != "pseudo_huber" && distance != "l2")
-    throw UsageError("train consistency: --distance must be pseudo_huber or l2, got '" + distance + "'");
+const char* distance_name(ConsistencyDistance d) { return d == ConsistencyDistance::L2 ? "l2" : "pseudo_huber"; }
 
+void train_consistency(const TrainSettings& s, const ConsistencyTraining& config) {
+  const std::string& teacher_path = config.teacher;
+  const int64_t intervals = config.intervals;
+  const double target_ema = config.target_ema;
+  const bool l2 = config.distance == ConsistencyDistance::L2;
   torch::manual_seed(static_cast<uint64_t>(s.seed));
   at::set_num_threads(static_cast<int>(s.threads));
   auto teacher_file = load_model(teacher_path);
@@ -65,7 +39,7 @@ int train_consistency(const std::vector<std::string>& args) {
   const std::string teacher_sha = sha256_file(teacher_path);
   const std::string fingerprint = "consistency " + settings_fingerprint(s) + " teacher=" + teacher_sha +
                                   " intervals=" + std::to_string(intervals) + " target_ema=" +
-                                  std::to_string(target_ema) + " distance=" + distance;
+                                  std::to_string(target_ema) + " distance=" + distance_name(config.distance);
   std::map<std::string, torch::nn::Module*> modules{{"student", student.get()}, {"target", target.get()}, {"ema", ema.get()}};
   CheckpointState state;
   if (s.resume) {
@@ -105,7 +79,7 @@ int train_consistency(const std::vector<std::string>& args) {
     opt.zero_grad();
     auto diff = (student->forward(x_hi, t_hi) - target_out).flatten(1);
     auto sq = diff.pow(2).sum(1);
-    auto loss = distance == "l2" ? (sq / dim).mean() : (torch::sqrt(sq + huber_c * huber_c) - huber_c).mean();
+    auto loss = l2 ? (sq / dim).mean() : (torch::sqrt(sq + huber_c * huber_c) - huber_c).mean();
     loss.backward();
     opt.step();
     ema_update(*target, *student, target_ema);
@@ -115,7 +89,7 @@ int train_consistency(const std::vector<std::string>& args) {
   auto checkpoint_fn = [&](const CheckpointState& st) {
     save_checkpoint(s.checkpoint, fingerprint, st, modules, opt);
     auto meta = teacher_file.meta;
-    meta["training_command"] = command_line("consistency", args);
+    meta["training_command"] = s.command;
     meta["steps"] = std::to_string(st.step);
     meta["wall_seconds"] = std::to_string(st.seconds);
     meta["threads"] = std::to_string(s.threads);
@@ -125,11 +99,6 @@ int train_consistency(const std::vector<std::string>& args) {
   };
   state = training_loop(s, state, step_fn, checkpoint_fn);
   std::cerr << "wrote " << s.out << " (step " << state.step << ")\n";
-  return 0;
 }
 
-const TrainerRegistrar reg({"consistency", "consistency distillation of an EDM denoiser into a one-step generator",
-                            train_consistency});
-
-}  // namespace
 }  // namespace psbench::nn

@@ -1,58 +1,14 @@
-// psbench train denoiser: an EDM denoiser (UNet + preconditioning) on Fashion-MNIST, trained with the
-// EDM loss: ln sigma ~ N(P_mean, P_std^2), weight (sigma^2 + sd^2) / (sigma sd)^2.
+#include "nn/train_denoiser.h"
+
 #include <iostream>
 
-#include "cli/options_parse.h"
-#include "cli/train.h"
-#include "core/errors.h"
 #include "nn/edm.h"
-#include "nn/training.h"
 
 namespace psbench::nn {
-namespace {
-namespace po = boost::program_options;
 
-std::vector<int64_t> parse_mult(const std::string& s) {
-  std::vector<int64_t> m;
-  std::stringstream ss(s);
-  std::string item;
-  try {
-    while (std::getline(ss, item, ',')) m.push_back(std::stoll(item));
-  } catch (const std::exception&) {
-    throw UsageError("train denoiser: --mult must be a comma-separated list of positive integers, got '" + s + "'");
-  }
-  for (auto v : m)
-    if (v < 1) throw UsageError("train denoiser: --mult entries must be >= 1, got '" + s + "'");
-  if (m.empty()) throw UsageError("train denoiser: --mult is empty");
-  return m;
-}
-
-int train_denoiser(const std::vector<std::string>& args) {
-  TrainSettings s;
-  UNetConfig unet;
-  std::string mult = "1,2,2";
-  double p_mean = -1.2, p_std = 1.2, sigma_data = 0.5;
-  bool no_attention = false;
-  po::options_description desc("psbench train denoiser --out FILE [options]");
-  desc.add_options()("help,h", "show this help");
-  add_settings_options(desc, s);
-  desc.add_options()("base", po::value(&unet.base)->default_value(unet.base), "UNet channels at full resolution")(
-      "mult", po::value(&mult)->default_value(mult), "channel multiplier per level (28 -> 14 -> 7)")(
-      "blocks", po::value(&unet.blocks)->default_value(unet.blocks), "residual blocks per level")(
-      "no-attention", po::bool_switch(&no_attention), "no self-attention at the lowest resolution")(
-      "p-mean", po::value(&p_mean)->default_value(p_mean), "mean of ln sigma in training")(
-      "p-std", po::value(&p_std)->default_value(p_std), "std of ln sigma in training")(
-      "sigma-data", po::value(&sigma_data)->default_value(sigma_data), "EDM sigma_data");
-  auto vm = parse_command_line(args, desc, nullptr);
-  if (vm.count("help")) { std::cout << desc << "\n"; return 0; }
-  validate_settings(s, "denoiser");
-  unet.mult = parse_mult(mult);
-  unet.attention = !no_attention;
-  if (unet.base < 8 || unet.blocks < 1) throw UsageError("train denoiser: --base must be >= 8 and --blocks >= 1");
-  if (28 % (1 << (unet.mult.size() - 1)) != 0)
-    throw UsageError("train denoiser: 28x28 images allow at most 3 levels in --mult (28 -> 14 -> 7)");
-  if (!(p_std > 0) || !(sigma_data > 0)) throw UsageError("train denoiser: --p-std and --sigma-data must be > 0");
-
+void train_denoiser(const TrainSettings& s, const DenoiserTraining& config) {
+  const UNetConfig& unet = config.unet;
+  const double p_mean = config.p_mean, p_std = config.p_std, sigma_data = config.sigma_data;
   torch::manual_seed(static_cast<uint64_t>(s.seed));
   at::set_num_threads(static_cast<int>(s.threads));
   PrecondConfig pc;
@@ -96,7 +52,7 @@ int train_denoiser(const std::vector<std::string>& args) {
   };
   auto checkpoint_fn = [&](const CheckpointState& st) {
     save_checkpoint(s.checkpoint, fingerprint, st, modules, opt);
-    save_model(s.out, ema, {{"training_command", command_line("denoiser", args)},
+    save_model(s.out, ema, {{"training_command", s.command},
                             {"steps", std::to_string(st.step)},
                             {"wall_seconds", std::to_string(st.seconds)},
                             {"threads", std::to_string(s.threads)},
@@ -106,10 +62,6 @@ int train_denoiser(const std::vector<std::string>& args) {
   };
   state = training_loop(s, state, step_fn, checkpoint_fn);
   std::cerr << "wrote " << s.out << " (step " << state.step << ")\n";
-  return 0;
 }
 
-const TrainerRegistrar reg({"denoiser", "EDM denoiser (UNet, EMA weights) on Fashion-MNIST", train_denoiser});
-
-}  // namespace
 }  // namespace psbench::nn

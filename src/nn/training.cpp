@@ -6,48 +6,11 @@
 #include <iostream>
 #include <sstream>
 
-#include "cli/command.h"
 #include "core/errors.h"
 #include "core/rng.h"
 #include "data/fashion_mnist.h"
 
 namespace psbench::nn {
-
-void add_settings_options(boost::program_options::options_description& desc, TrainSettings& s) {
-  namespace po = boost::program_options;
-  desc.add_options()("out,o", po::value(&s.out), "model file to write (EMA weights)")(
-      "checkpoint", po::value(&s.checkpoint), "checkpoint file (default: OUT.ckpt)")(
-      "steps", po::value(&s.steps)->default_value(s.steps), "total optimisation steps")(
-      "batch", po::value(&s.batch)->default_value(s.batch), "images per step")(
-      "lr", po::value(&s.lr)->default_value(s.lr), "Adam learning rate")(
-      "warmup", po::value(&s.warmup)->default_value(s.warmup), "linear learning-rate warm-up steps")(
-      "ema", po::value(&s.ema)->default_value(s.ema), "EMA decay per step of the saved weights")(
-      "seed", po::value(&s.seed)->default_value(s.seed), "seed of initialisation, batches and noise")(
-      "threads", po::value(&s.threads)->default_value(s.threads), "intra-op threads")(
-      "checkpoint-every", po::value(&s.checkpoint_every)->default_value(s.checkpoint_every),
-      "steps between checkpoints (the model file is refreshed too)")(
-      "log-every", po::value(&s.log_every)->default_value(s.log_every), "steps between progress lines")(
-      "stop-after", po::value(&s.stop_after)->default_value(0),
-      "stop with a checkpoint after this many steps of this invocation (0: run to --steps)")(
-      "limit", po::value(&s.limit)->default_value(0), "train on the first N training images only (0: all)")(
-      "data-root", po::value(&s.data_root)->default_value(kFashionMnistDefaultRoot), "Fashion-MNIST directory")(
-      "resume", po::bool_switch(&s.resume), "continue from the checkpoint exactly where it stopped");
-}
-
-void validate_settings(TrainSettings& s, const std::string& kind) {
-  const std::string p = "train " + kind + ": ";
-  if (s.out.empty()) throw UsageError(p + "missing --out FILE");
-  if (s.checkpoint.empty()) s.checkpoint = s.out + ".ckpt";
-  if (s.steps < 1) throw UsageError(p + "--steps must be >= 1");
-  if (s.batch < 1) throw UsageError(p + "--batch must be >= 1");
-  if (!(s.lr > 0) || !std::isfinite(s.lr)) throw UsageError(p + "--lr must be a positive number");
-  if (s.warmup < 0) throw UsageError(p + "--warmup must be >= 0");
-  if (!(s.ema >= 0 && s.ema < 1)) throw UsageError(p + "--ema must be in [0, 1)");
-  if (s.seed < 0) throw UsageError(p + "--seed must be >= 0");
-  if (s.threads < 1) throw UsageError(p + "--threads must be >= 1");
-  if (s.checkpoint_every < 0 || s.log_every < 0 || s.stop_after < 0 || s.limit < 0)
-    throw UsageError(p + "--checkpoint-every, --log-every, --stop-after and --limit must be >= 0");
-}
 
 std::string settings_fingerprint(const TrainSettings& s) {
   std::ostringstream os;
@@ -173,12 +136,6 @@ CheckpointState training_loop(const TrainSettings& s, CheckpointState state,
     }
   }
   return state;
-}
-
-std::string command_line(const std::string& kind, const std::vector<std::string>& args) {
-  std::string s = "psbench train " + kind;
-  for (const auto& a : args) s += " " + a;
-  return s;
 }
 
 }  // namespace psbench::nn

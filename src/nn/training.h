@@ -1,7 +1,7 @@
 #pragma once
 // What the trainers share: the seeded per-step randomness, checkpoints that resume bit-exactly, the
-// progress line, and the Fashion-MNIST training images as float tensors.
-#include <boost/program_options/options_description.hpp>
+// progress line, and the Fashion-MNIST training images as float tensors. Only the training itself lives
+// here; the `psbench train KIND` commands that parse options live in cli/commands/.
 #include <torch/torch.h>
 
 #include <functional>
@@ -28,12 +28,9 @@ struct TrainSettings {
   int64_t limit = 0;             // use only the first `limit` training images (0 = all)
   bool resume = false;
   std::string data_root;
+  std::string command;           // the command line that started the run, stored in the model's metadata
 };
 
-// Adds the common options to `desc`, bound to `s`; validate_settings checks them after parsing
-// (UsageError on a bad value) and fills the default checkpoint path.
-void add_settings_options(boost::program_options::options_description& desc, TrainSettings& s);
-void validate_settings(TrainSettings& s, const std::string& kind);
 // The settings that define the run's result (not threads, steps, logging or checkpoint cadence).
 std::string settings_fingerprint(const TrainSettings& s);
 
@@ -67,8 +64,5 @@ CheckpointState load_checkpoint(const std::string& path, const std::string& fing
 CheckpointState training_loop(const TrainSettings& settings, CheckpointState start,
                               const std::function<double(int64_t)>& step_fn,
                               const std::function<void(const CheckpointState&)>& checkpoint_fn);
-
-// "psbench train denoiser --steps 8000 ..." from the arguments, for the model's metadata.
-std::string command_line(const std::string& kind, const std::vector<std::string>& args);
 
 }  // namespace psbench::nn

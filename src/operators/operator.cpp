@@ -29,10 +29,4 @@ int64_t numel(const Shape& s) {
   return n;
 }
 
-std::string shape_string(const Shape& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 }  // namespace psbench

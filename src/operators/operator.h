@@ -9,10 +9,9 @@
 
 #include "core/options.h"
 #include "core/registry.h"
+#include "core/shape.h"
 
 namespace psbench {
-
-using Shape = std::vector<int64_t>;
 
 class Operator {
  public:
@@ -58,6 +57,5 @@ using TaskRegistry = Registry<Task>;
 using TaskRegistrar = Registrar<Task>;
 
 int64_t numel(const Shape& s);
-std::string shape_string(const Shape& s);
 
 }  // namespace psbench

@@ -1,12 +1,10 @@
 #pragma once
 // Phi(z) = deterministic probability-flow ODE of a denoiser, integrated with Heun's method on the
 // Karras grid (EDM, rho = 7) from sigma_max down to 0. Differentiable through autograd.
+#include "nn/karras.h"
 #include "priors/prior.h"
 
 namespace psbench {
-
-// Karras grid sigma_0 = sigma_max > ... > sigma_{n-1} = sigma_min, followed by sigma_n = 0.
-std::vector<double> karras_sigmas(int64_t steps, double sigma_min, double sigma_max, double rho = 7.0);
 
 // Integration of the probability-flow ODE from (x, sigma_b) to 0, per row b, on a Karras grid of
 // `steps` points from sigma_b down to min(sigma_min, sigma_b) followed by an Euler step to 0.

@@ -8,6 +8,7 @@
 
 #include "core/options.h"
 #include "core/registry.h"
+#include "data/draw_source.h"
 #include "operators/operator.h"
 
 namespace psbench {
@@ -57,19 +58,15 @@ class ExactPosterior {
   virtual at::Tensor assign_components(const at::Tensor& x) const = 0;  // [n] int64
 };
 
-class Prior {
+// name(), data_shape(), can_sample() and sample() (exact draws, the ground truth of the "prior" dataset)
+// come from DrawSource: the face of a prior that datasets see.
+class Prior : public DrawSource {
  public:
-  virtual ~Prior() = default;
-  virtual std::string name() const = 0;
-  virtual Shape data_shape() const = 0;
   virtual at::ScalarType dtype() const { return at::kFloat; }
   virtual const Denoiser* denoiser() const { return nullptr; }
   virtual const Generator* generator() const { return nullptr; }
   // nullptr when the prior has no consistency function (DPS-CM needs one).
   virtual const ConsistencyFunction* consistency() const { return nullptr; }
-  // Exact draws from the prior itself (analytic priors), used as ground truth by the "prior" dataset.
-  virtual bool can_sample() const { return false; }
-  virtual at::Tensor sample(int64_t n, at::Generator& gen) const;
   // nullptr when no closed form exists for this prior/operator pair.
   virtual std::unique_ptr<ExactPosterior> exact_posterior(const Operator& op, double sigma_y,
                                                           const at::Tensor& y) const {

@@ -3,14 +3,20 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 
 #include "runner/experiment.h"
+#include "store/schema.h"
 
 namespace psbench {
 
 namespace {
+
+namespace sc = schema;
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
 std::string mean_se(const at::Tensor& t) {
   auto v = t.to(at::kDouble);
@@ -46,7 +52,7 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
   // Rows in experiment order (the store lists cells by key).
   std::vector<CellRecord> cells = stored;
   auto index_of = [](const CellRecord& c) {
-    return c.has_attr("cell_index") ? std::stoll(c.attr("cell_index")) : static_cast<long long>(1) << 40;
+    return c.has_attr(sc::kCellIndex) ? std::stoll(c.attr(sc::kCellIndex)) : static_cast<long long>(1) << 40;
   };
   std::stable_sort(cells.begin(), cells.end(),
                    [&](const CellRecord& a, const CellRecord& b) { return index_of(a) < index_of(b); });
@@ -56,7 +62,7 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
   std::vector<std::string> order;
   for (const auto& c : cells) {
     std::map<std::string, std::string> flat;
-    for (const auto& [k, v] : flatten_config(c.attr("config"))) {
+    for (const auto& [k, v] : flatten_config(c.attr(sc::kConfig))) {
       flat[k] = v;
       if (!distinct.count(k)) order.push_back(k);
       distinct[k].insert(v);
@@ -71,16 +77,18 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
   bool any_status = false, any_diverged_chain = false;
   for (const auto& c : cells) {
     for (const auto& [k, t] : c.arrays)
-      if (k.rfind("metrics/", 0) == 0) metric_names.insert(k.substr(8));
-    if (c.attr("status") != "ok") any_status = true;
-    if (auto d = find(c, "chains/diverged"); d && d->sum().item<int64_t>() > 0) any_diverged_chain = true;
+      if (starts_with(k, sc::kMetricsGroup)) metric_names.insert(k.substr(std::strlen(sc::kMetricsGroup)));
+    if (sc::parse_status(c.attr(sc::kStatus)) != sc::CellStatus::Ok) any_status = true;
+    if (auto d = find(c, sc::kChainsDiverged); d && d->sum().item<int64_t>() > 0) any_diverged_chain = true;
   }
   std::map<std::string, std::string> arrows;
   for (const auto& c : cells)
     for (const auto& m : metric_names)
-      if (c.has_attr("metric:" + m)) {
-        const auto& d = c.attr("metric:" + m);
-        arrows[m] = d == "lower_is_better" ? " ↓" : d == "higher_is_better" ? " ↑" : " →" + d.substr(d.find(':') + 1);
+      if (c.has_attr(sc::kMetricDirectionPrefix + m)) {
+        const auto& d = c.attr(sc::kMetricDirectionPrefix + m);
+        arrows[m] = d == sc::kLowerIsBetter    ? " ↓"
+                    : d == sc::kHigherIsBetter ? " ↑"
+                                               : " →" + d.substr(std::strlen(sc::kTargetPrefix));
       }
 
   std::string header = "| cell |", rule = "|---|";
@@ -101,14 +109,14 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
       row += " " + (it == configs[i].end() ? std::string("—") : it->second) + " |";
     }
     for (const auto& m : metric_names) {
-      const auto* t = find(c, "metrics/" + m);
+      const auto* t = find(c, sc::kMetricsGroup + m);
       std::string cell = t ? mean_se(*t) : std::string("—");
       // Per-set metrics have one value per cell; KID carries its standard deviation over subsets.
-      if (const auto* sp = find(c, "metric_spread/" + m); sp && t && t->numel() == 1)
+      if (const auto* sp = find(c, sc::kMetricSpreadGroup + m); sp && t && t->numel() == 1)
         cell += " (sd " + fmt(sp->item<double>(), "%.2g") + ")";
-      if (c.has_attr("warning:" + m)) {
+      if (c.has_attr(sc::kWarningPrefix + m)) {
         cell += " ⚠";
-        warnings.push_back(c.key.substr(0, 8) + ", " + m + ": " + c.attr("warning:" + m));
+        warnings.push_back(c.key.substr(0, 8) + ", " + m + ": " + c.attr(sc::kWarningPrefix + m));
       }
       row += " " + cell + " |";
     }
@@ -119,21 +127,22 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
       double fb = tb->to(at::kDouble).mean().item<double>(), f = ta->to(at::kDouble).mean().item<double>();
       return fmt(fb, "%.0f") + (f > 0 ? " (+" + fmt(f, "%.0f") + " fwd)" : "");
     };
-    row += " " + nfe("nfe/warmup_forward", "nfe/warmup_forward_backward") + " |";
-    row += " " + nfe("nfe/chain_forward", "nfe/chain_forward_backward") + " |";
-    const auto* ws = find(c, "time/warmup_seconds");
-    const auto* ss = find(c, "time/sampling_seconds");
+    row += " " + nfe(sc::kNfeWarmupForward, sc::kNfeWarmupForwardBackward) + " |";
+    row += " " + nfe(sc::kNfeChainForward, sc::kNfeChainForwardBackward) + " |";
+    const auto* ws = find(c, sc::kTimeWarmupSeconds);
+    const auto* ss = find(c, sc::kTimeSamplingSeconds);
     row += " " + (ws ? fmt(ws->mean().item<double>(), "%.3g") : "—") + " |";
     row += " " + (ss ? fmt(ss->mean().item<double>(), "%.3g") : "—") + " |";
     if (any_diverged_chain) {
-      const auto* d = find(c, "chains/diverged");
+      const auto* d = find(c, sc::kChainsDiverged);
       row += " " + (d ? std::to_string(d->sum().item<int64_t>()) + "/" +
-                            std::to_string(std::stoll(c.attributes.count("chains") ? c.attr("chains") : "0") * d->numel())
+                            std::to_string(std::stoll(c.attributes.count(sc::kChains) ? c.attr(sc::kChains) : "0") * d->numel())
                       : std::string("—")) + " |";
     }
     if (any_status) {
-      std::string st = c.attr("status");
-      if (st != "ok" && c.has_attr("message") && !c.attr("message").empty()) st += ": " + c.attr("message");
+      std::string st = c.attr(sc::kStatus);
+      if (sc::parse_status(st) != sc::CellStatus::Ok && c.has_attr(sc::kMessage) && !c.attr(sc::kMessage).empty())
+        st += ": " + c.attr(sc::kMessage);
       row += " " + st + " |";
     }
     out += row + "\n";
@@ -146,9 +155,12 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
   std::set<std::string> networks;
   for (const auto& c : cells)
     for (const auto& [k, v] : c.attributes)
-      if (k.rfind("metric_network:", 0) == 0 && c.has_attr("metric_weights_sha256:" + k.substr(15)))
-        networks.insert(v + " (" + c.attr("metric_weights:" + k.substr(15)) + ", sha256 " +
-                        c.attr("metric_weights_sha256:" + k.substr(15)).substr(0, 16) + "…)");
+      if (starts_with(k, sc::kMetricNetworkPrefix)) {
+        const std::string label = k.substr(std::strlen(sc::kMetricNetworkPrefix));
+        if (c.has_attr(sc::kMetricWeightsSha256Prefix + label))
+          networks.insert(v + " (" + c.attr(sc::kMetricWeightsPrefix + label) + ", sha256 " +
+                          c.attr(sc::kMetricWeightsSha256Prefix + label).substr(0, 16) + "…)");
+      }
   for (const auto& n : networks) out += "Metric network: " + n + "\n";
   if (!warnings.empty()) {
     out += "\nWarnings:\n";

@@ -8,9 +8,11 @@
 #include "core/errors.h"
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "metrics/aggregate.h"
 #include "metrics/metric.h"
 #include "operators/operator.h"
 #include "samplers/sampler.h"
+#include "store/schema.h"
 
 namespace psbench {
 
@@ -26,12 +28,12 @@ const Prior& PriorCache::get(const Options& given, uint64_t seed) {
 }
 
 std::map<std::string, std::string> provenance(const RunOptions& opts) {
-  return {{"psbench_version", PSBENCH_VERSION},
-          {"git_revision", git_revision()},
-          {"libtorch_version", TORCH_VERSION},
-          {"threads", std::to_string(opts.threads)},
-          {"device", opts.device},
-          {"build_type", PSBENCH_BUILD_TYPE}};
+  return {{schema::kPsbenchVersion, PSBENCH_VERSION},
+          {schema::kGitRevision, git_revision()},
+          {schema::kLibtorchVersion, TORCH_VERSION},
+          {schema::kThreads, std::to_string(opts.threads)},
+          {schema::kDevice, opts.device},
+          {schema::kBuildType, PSBENCH_BUILD_TYPE}};
 }
 
 namespace {
@@ -94,11 +96,7 @@ at::Tensor as_tensor(const std::vector<double>& v) {
 }
 at::Tensor as_tensor(const std::vector<int64_t>& v) { return at::tensor(v, at::TensorOptions().dtype(at::kLong)); }
 
-std::string index_name(int64_t m) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "m%04lld", static_cast<long long>(m));
-  return buf;
-}
+std::string index_name(int64_t m) { return schema::measurement_name(m); }
 
 // One measurement as the metrics see it.
 struct Measurement {
@@ -122,122 +120,15 @@ Measurement make_measurement(const CellSpec& spec, const Components& c, int64_t 
   return out;
 }
 
-void check_value(const std::string& name, double v) {
-  // +inf is a legitimate value (PSNR of an exact match); NaN never is.
-  if (std::isnan(v)) throw std::runtime_error("metric " + name + " is NaN");
-}
-
-// Scores every measurement and the whole set; writes metrics/..., metric_arrays/... and the metrics'
-// attributes (direction, level, network provenance, warnings) into `rec`.
+// The metrics' aggregation and its stored names live with the metrics (metrics/aggregate.h).
 void score_cell(const CellSpec& spec, const Components& c, const std::vector<Measurement>& ms, CellRecord& rec) {
-  std::map<std::string, std::vector<double>> values;
-  for (size_t m = 0; m < ms.size(); ++m) {
-    const auto& meas = ms[m];
-    std::unique_ptr<ExactPosterior> exact;
-    MetricInput in;
-    in.x_true = meas.x_true;
-    in.y = meas.y;
-    in.samples = meas.samples;
-    in.measurement_seed = meas.seed;
-    in.op = meas.model.op.get();
-    in.sigma_y = meas.model.noise.sigma_y;
-    in.label = meas.label;
-    for (const auto& [o, metric] : c.metrics) {
-      const std::string& name = o.component();
-      if (metric->needs_exact_posterior()) {
-        if (!exact) exact = c.prior->exact_posterior(*meas.model.op, meas.model.noise.sigma_y, meas.y.unsqueeze(0));
-        if (!exact) {
-          if (spec.metrics_explicit) throw std::runtime_error("metric " + name + ": no exact posterior");
-          continue;  // defaulted metric that does not apply to this prior
-        }
-        in.exact = exact.get();
-      }
-      switch (metric->level()) {
-        case MetricLevel::PerSample: {
-          auto per = metric->per_sample(in, meas.samples).to(at::kDouble);
-          const double mean = per.mean().item<double>();
-          const double at_mean =
-              metric->per_sample(in, meas.samples.mean(0, true)).to(at::kDouble).item<double>();
-          check_value(name, mean);
-          check_value(name + "@posterior_mean", at_mean);
-          values[name].push_back(mean);
-          values[name + "@posterior_mean"].push_back(at_mean);
-          if (metric->best_of_k()) {
-            const double best = (metric->lower_is_better() ? per.min() : per.max()).item<double>();
-            values[name + "@best_of_k"].push_back(best);
-          }
-          break;
-        }
-        case MetricLevel::PerMeasurement: {
-          const double v = metric->compute(in);
-          check_value(name, v);
-          values[name].push_back(v);
-          for (const auto& [suffix, t] : metric->extra_arrays(in))
-            rec.arrays["metric_arrays/" + name + "/" + suffix + "/" + index_name(static_cast<int64_t>(m))] = t;
-          break;
-        }
-        case MetricLevel::PerSet: break;
-      }
-    }
-  }
-  // Per-set metrics: all measurements' samples pooled, and the posterior means (one per measurement).
-  SetInput pooled, means;
-  std::vector<at::Tensor> xs;
-  for (const auto& meas : ms) {
-    pooled.samples.push_back(meas.samples);
-    means.samples.push_back(meas.samples.mean(0, true));
-    xs.push_back(meas.x_true);
-  }
-  if (!ms.empty()) {
-    pooled.x_true = means.x_true = at::stack(xs);
-    pooled.seed = means.seed = derive_seed({ms[0].seed, static_cast<uint64_t>(ms.size()), static_cast<uint64_t>(Stream::Metric)});
-  }
-  for (const auto& [o, metric] : c.metrics) {
-    const std::string& name = o.component();
-    if (metric->level() == MetricLevel::PerSet && !ms.empty()) {
-      for (const auto& [label, input] : {std::pair<std::string, const SetInput*>{name, &pooled},
-                                         std::pair<std::string, const SetInput*>{name + "@posterior_mean", &means}}) {
-        const SetValue v = metric->compute_set(*input);
-        check_value(label, v.value);
-        values[label].push_back(v.value);
-        if (!std::isnan(v.spread)) rec.arrays["metric_spread/" + label] = as_tensor(std::vector<double>{v.spread});
-        if (!v.warning.empty()) rec.attributes["warning:" + label] = v.warning;
-      }
-    }
-    const char* level = metric->level() == MetricLevel::PerSample        ? "per_sample"
-                        : metric->level() == MetricLevel::PerMeasurement ? "per_measurement"
-                                                                         : "per_set";
-    std::vector<std::string> labels{name};
-    if (metric->level() != MetricLevel::PerMeasurement) labels.push_back(name + "@posterior_mean");
-    if (metric->level() == MetricLevel::PerSample && metric->best_of_k()) labels.push_back(name + "@best_of_k");
-    for (const auto& label : labels) {
-      if (!values.count(label)) continue;
-      rec.attributes["metric:" + label] = !std::isnan(metric->target())
-                                              ? "target:" + format_value(metric->target())
-                                              : (metric->lower_is_better() ? "lower_is_better" : "higher_is_better");
-      rec.attributes["metric_level:" + label] = level;
-      for (const auto& [k, v] : metric->provenance()) rec.attributes["metric_" + k + ":" + label] = v;
-    }
-  }
-  for (const auto& [name, v] : values) rec.arrays["metrics/" + name] = as_tensor(v);
-  if (!c.skipped_metrics.empty()) {
-    std::string s;
-    for (const auto& m : c.skipped_metrics) s += (s.empty() ? "" : "\n") + m;
-    rec.attributes["metrics_skipped"] = s;
-  }
-}
-
-void drop_metric_entries(CellRecord& rec) {
-  for (auto it = rec.arrays.begin(); it != rec.arrays.end();) {
-    const auto& k = it->first;
-    const bool metric = k.rfind("metrics/", 0) == 0 || k.rfind("metric_arrays/", 0) == 0 || k.rfind("metric_spread/", 0) == 0;
-    it = metric ? rec.arrays.erase(it) : std::next(it);
-  }
-  for (auto it = rec.attributes.begin(); it != rec.attributes.end();) {
-    const auto& k = it->first;
-    const bool metric = k.rfind("metric", 0) == 0 || k.rfind("warning:", 0) == 0;
-    it = metric ? rec.attributes.erase(it) : std::next(it);
-  }
+  std::vector<NamedMetric> metrics;
+  for (const auto& [o, metric] : c.metrics) metrics.push_back({o.component(), metric.get()});
+  std::vector<ScoredMeasurement> scored;
+  for (const auto& meas : ms)
+    scored.push_back({meas.x_true, meas.y, meas.samples, meas.model.op.get(), meas.model.noise.sigma_y, meas.seed,
+                      meas.label});
+  aggregate_metrics(metrics, *c.prior, spec.metrics_explicit, scored, c.skipped_metrics, rec);
 }
 
 }  // namespace
@@ -275,10 +166,10 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
   CellRecord rec;
   rec.key = spec.key();
   rec.attributes = provenance(opts);
-  rec.attributes["config"] = spec.yaml();
-  rec.attributes["canonical"] = spec.canonical();
-  rec.attributes["status"] = "ok";
-  rec.attributes["message"] = "";
+  rec.attributes[schema::kConfig] = spec.yaml();
+  rec.attributes[schema::kCanonical] = spec.canonical();
+  rec.attributes[schema::kStatus] = schema::status_name(schema::CellStatus::Ok);
+  rec.attributes[schema::kMessage] = "";
   try {
     auto c = build(spec, priors);
     for (const auto& [k, v] : c.prior->provenance()) rec.attributes["prior:" + k] = v;
@@ -321,7 +212,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
       if (ndiv > 0 && rec.attributes["message"].empty()) rec.attributes["message"] = out.divergence_message;
       if (out.samples.size(0) == 0 || !at::isfinite(out.samples).all().item<bool>()) {
         all_measurements_ok = false;
-        rec.attributes["status"] = "diverged";
+        rec.attributes[schema::kStatus] = schema::status_name(schema::CellStatus::Diverged);
         if (rec.attributes["message"].empty()) rec.attributes["message"] = "no finite samples";
         continue;
       }
@@ -342,9 +233,9 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
   } catch (const ConfigError&) {
     throw;
   } catch (const std::exception& e) {
-    rec.attributes["status"] = "failed";
+    rec.attributes[schema::kStatus] = schema::status_name(schema::CellStatus::Failed);
     std::string msg = e.what();
-    rec.attributes["message"] = msg.substr(0, msg.find('\n'));
+    rec.attributes[schema::kMessage] = msg.substr(0, msg.find('\n'));
     drop_metric_entries(rec);
   }
   return rec;
@@ -352,8 +243,8 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
 
 CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* metrics, PriorCache& priors) {
   CellRecord rec = stored;
-  if (!stored.has_attr("config")) throw ConfigError("cell " + stored.key + ": no stored configuration");
-  CellSpec spec = parse_cell_yaml(stored.attr("config"));
+  if (!stored.has_attr(schema::kConfig)) throw ConfigError("cell " + stored.key + ": no stored configuration");
+  CellSpec spec = parse_cell_yaml(stored.attr(schema::kConfig));
   if (metrics) {
     spec.metrics = *metrics;
     spec.metrics_explicit = true;
@@ -365,15 +256,15 @@ CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* me
   auto c = build(spec, priors);
   std::vector<Measurement> ms;
   for (int64_t m = 0; m < spec.measurements; ++m) {
-    auto it = stored.arrays.find("samples/" + index_name(m));
+    auto it = stored.arrays.find(schema::kSamplesGroup + index_name(m));
     if (it == stored.arrays.end())
       throw ConfigError("cell " + stored.key + ": no stored samples for measurement " + std::to_string(m) +
                         " (run the experiment with store_samples: true)");
     Measurement meas = make_measurement(spec, c, m);
     // The stored ground truth and y are the ones the samples were drawn for: use them, and check that
     // the rebuilt measurement agrees (same operator randomness).
-    const auto& xs = stored.arrays.at("x_true");
-    const auto& ys = stored.arrays.at("y");
+    const auto& xs = stored.arrays.at(schema::kXTrue);
+    const auto& ys = stored.arrays.at(schema::kY);
     if (!at::allclose(meas.x_true.to(at::kDouble), xs[m].to(at::kDouble), 1e-6, 1e-6) ||
         !at::allclose(meas.y.to(at::kDouble), ys[m].to(at::kDouble), 1e-6, 1e-6))
       throw std::runtime_error("cell " + stored.key + ": measurement " + std::to_string(m) +
@@ -385,7 +276,7 @@ CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* me
   }
   drop_metric_entries(rec);
   score_cell(spec, c, ms, rec);
-  rec.attributes["rescored_by_git_revision"] = git_revision();
+  rec.attributes[schema::kRescoredByGitRevision] = git_revision();
   return rec;
 }
 
@@ -406,17 +297,19 @@ RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOpt
     }
     Stopwatch clock;
     CellRecord rec = run_cell(spec, priors, opts);
-    rec.attributes["cell_index"] = std::to_string(index - 1);  // position in the experiment, for reports
+    rec.attributes[schema::kCellIndex] = std::to_string(index - 1);  // position in the experiment, for reports
     store.write(rec);
-    const auto& status = rec.attr("status");
-    if (status == "ok") ++sum.ok;
-    else if (status == "diverged") ++sum.diverged;
-    else ++sum.failed;
+    const auto& status = rec.attr(schema::kStatus);
+    switch (schema::parse_status(status)) {
+      case schema::CellStatus::Ok: ++sum.ok; break;
+      case schema::CellStatus::Diverged: ++sum.diverged; break;
+      case schema::CellStatus::Failed: ++sum.failed; break;
+    }
     if (opts.log) {
       char secs[32];
       std::snprintf(secs, sizeof secs, "%.1f s", clock.seconds());
       std::string line = tag + ": " + status + " (" + secs + ")";
-      if (status != "ok" && !rec.attr("message").empty()) line += ": " + rec.attr("message");
+      if (status != schema::kStatusOk && !rec.attr(schema::kMessage).empty()) line += ": " + rec.attr(schema::kMessage);
       opts.log(line);
     }
   }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "store/result_store.h"
+#include "store/schema.h"
 
 namespace psbench {
 
@@ -200,13 +201,13 @@ Hdf5Store::Hdf5Store(std::string path, const std::string& mode, std::map<std::st
   Handle f(open_file(path_, writable_), H5Fclose, "open " + path_);
   if (!writable_) return;
   Silence quiet;
-  if (H5Lexists(f, "/cells", H5P_DEFAULT) <= 0) {
-    Handle g(H5Gcreate2(f, "/cells", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "create /cells");
+  if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0) {
+    Handle g(H5Gcreate2(f, schema::kCellsGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "create /cells");
   }
   // Discard leftovers of an interrupted write: they were never linked as complete cells.
-  Handle cells(H5Gopen2(f, "/cells", H5P_DEFAULT), H5Gclose, "open /cells");
+  Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
   for (const auto& n : child_names(cells))
-    if (n.rfind(".partial-", 0) == 0) H5Ldelete(cells, n.c_str(), H5P_DEFAULT);
+    if (n.rfind(schema::kPartialPrefix, 0) == 0) H5Ldelete(cells, n.c_str(), H5P_DEFAULT);
   Handle root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose, "open /");
   for (const auto& [k, v] : file_attrs) write_attr(root, k, v);
   H5Fflush(f, H5F_SCOPE_GLOBAL);
@@ -216,7 +217,8 @@ void Hdf5Store::write(const CellRecord& cell) {
   if (!writable_) throw std::logic_error("Hdf5Store opened read-only");
   Handle f(open_file(path_, true), H5Fclose, "open " + path_);
   Silence quiet;
-  const std::string partial = "/cells/.partial-" + cell.key, final_name = "/cells/" + cell.key;
+  const std::string cells_group = schema::kCellsGroup;
+  const std::string partial = cells_group + "/" + schema::kPartialPrefix + cell.key, final_name = cells_group + "/" + cell.key;
   if (H5Lexists(f, partial.c_str(), H5P_DEFAULT) > 0) H5Ldelete(f, partial.c_str(), H5P_DEFAULT);
   {
     Handle g(H5Gcreate2(f, partial.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "create " + partial);
@@ -235,8 +237,8 @@ std::set<std::string> Hdf5Store::complete_keys() const {
   if (!file_exists(path_)) return keys;
   Handle f(open_file(path_, false), H5Fclose, "open " + path_);
   Silence quiet;
-  if (H5Lexists(f, "/cells", H5P_DEFAULT) <= 0) return keys;
-  Handle cells(H5Gopen2(f, "/cells", H5P_DEFAULT), H5Gclose, "open /cells");
+  if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0) return keys;
+  Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
   for (const auto& n : child_names(cells))
     if (!n.empty() && n[0] != '.') keys.insert(n);
   return keys;
@@ -246,8 +248,8 @@ std::vector<CellRecord> Hdf5Store::read_all() const {
   std::vector<CellRecord> out;
   Handle f(open_file(path_, false), H5Fclose, "open " + path_);
   Silence quiet;
-  if (H5Lexists(f, "/cells", H5P_DEFAULT) <= 0) throw std::runtime_error(path_ + ": not a psbench results file (no /cells)");
-  Handle cells(H5Gopen2(f, "/cells", H5P_DEFAULT), H5Gclose, "open /cells");
+  if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0) throw std::runtime_error(path_ + ": not a psbench results file (no /cells)");
+  Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
   for (const auto& n : child_names(cells)) {
     if (n.empty() || n[0] == '.') continue;
     CellRecord rec;

@@ -10,7 +10,6 @@
 
 #include "core/errors.h"
 #include "data/fashion_mnist.h"
-#include "priors/prior.h"
 
 namespace fs = std::filesystem;
 using namespace psbench;
@@ -111,7 +110,7 @@ TEST_CASE("fashion_mnist dataset: 1x28x28 images in -1..1, index i -> image offs
   REQUIRE(fm != nullptr);
   CHECK_FALSE(ds->uses_prior());
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-  struct NoPrior : Prior {
+  struct NoPrior : DrawSource {
     std::string name() const override { return "none"; }
     Shape data_shape() const override { return {1, 28, 28}; }
   } prior;

@@ -32,7 +32,7 @@ void write_rgb(const std::string& path, int w, int h, unsigned char tag) {
   REQUIRE(stbi_write_png(path.c_str(), w, h, 3, px.data(), w * 3));
 }
 
-struct NoPrior : Prior {
+struct NoPrior : DrawSource {
   std::string name() const override { return "none"; }
   Shape data_shape() const override { return {}; }
 };

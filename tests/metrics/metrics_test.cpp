@@ -12,6 +12,7 @@
 #include "data/fashion_mnist.h"
 #include "metrics/diversity.h"
 #include "metrics/features.h"
+#include "metrics/fmnist_cnn.h"
 #include "metrics/image_quality.h"
 #include "metrics/metric.h"
 #include "metrics/perceptual.h"
@@ -174,6 +175,19 @@ TEST_CASE("fmnist_cnn: shipped weights load, record their sha256 and classify th
   const double acc = logits.argmax(1).eq(split->labels).to(at::kDouble).mean().item<double>();
   CHECK(acc >= 0.90);
   CHECK(fashion_mnist_test_features(*net).sizes() == at::IntArrayRef({10000, 128}));
+}
+
+TEST_CASE("feature networks and reference sets are registry entries, not hard-wired", "[metrics]") {
+  CHECK(FeatureNetworkRegistry::instance().has("fmnist_cnn"));
+  CHECK(FeatureNetworkRegistry::instance().has("torchscript"));
+  REQUIRE(ReferenceSetRegistry::instance().has("fashion_mnist_test"));
+  CHECK(ReferenceSetRegistry::instance().get("fashion_mnist_test", "reference set").data_shape == Shape{1, 28, 28});
+  FeatureNetworkSpec spec;
+  spec.kind = "no_such_network";
+  CHECK_THROWS_WITH(load_feature_network(spec), Catch::Contains("known: fmnist_cnn, torchscript"));
+  CHECK_THROWS_AS(reference_features("no_such_set", *load_feature_network()), ConfigError);
+  auto net = load_feature_network();
+  CHECK(at::equal(reference_features("fashion_mnist_test", *net), fashion_mnist_test_features(*net)));
 }
 
 TEST_CASE("a feature network that does not load fails loudly", "[metrics]") {

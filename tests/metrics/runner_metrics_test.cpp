@@ -8,6 +8,7 @@
 
 #include "core/sha256.h"
 #include "metrics/features.h"
+#include "metrics/fmnist_cnn.h"
 #include "store/result_store.h"
 #include "test_util.h"
 

@@ -14,6 +14,7 @@
 #include "runner/report.h"
 #include "runner/runner.h"
 #include "store/result_store.h"
+#include "store/schema.h"
 
 namespace psbench {
 namespace {
@@ -62,10 +63,11 @@ int cmd_evaluate(const std::vector<std::string>& args) {
   int rescored = 0, skipped = 0, failed = 0;
   for (const auto& cell : cells) {
     bool has_samples = false;
-    for (const auto& [k, t] : cell.arrays) has_samples |= k.rfind("samples/", 0) == 0;
-    if (cell.attr("status") != "ok" || !has_samples) {
+    for (const auto& [k, t] : cell.arrays) has_samples |= k.rfind(schema::kSamplesGroup, 0) == 0;
+    const bool ok = schema::parse_status(cell.attr(schema::kStatus)) == schema::CellStatus::Ok;
+    if (!ok || !has_samples) {
       std::cerr << "cell " << cell.key << ": "
-                << (cell.attr("status") != "ok" ? "status " + cell.attr("status") : std::string("no stored samples"))
+                << (!ok ? "status " + cell.attr(schema::kStatus) : std::string("no stored samples"))
                 << ", not re-scored\n";
       ++skipped;
       if (!out.empty()) store.write(cell);

@@ -10,6 +10,7 @@
 #include "core/errors.h"
 #include "data/fashion_mnist.h"
 #include "metrics/features.h"
+#include "metrics/fmnist_cnn.h"
 #include "store/result_store.h"
 
 namespace psbench {

@@ -11,6 +11,7 @@
 #include "runner/experiment.h"
 #include "runner/runner.h"
 #include "store/result_store.h"
+#include "store/schema.h"
 
 namespace psbench {
 namespace {
@@ -43,8 +44,8 @@ int cmd_run(const std::vector<std::string>& args) {
   opts.device = device;
   opts.log = [](const std::string& line) { std::cerr << line << std::endl; };
   auto file_attrs = provenance(opts);
-  file_attrs["experiment"] = ex.name;
-  file_attrs["experiment_file"] = experiment;
+  file_attrs[schema::kExperiment] = ex.name;
+  file_attrs[schema::kExperimentFile] = experiment;
   PriorCache validation_cache(device);
   validate_experiment(ex, validation_cache);  // bad input fails before the results file is touched
   opts.validated = true;

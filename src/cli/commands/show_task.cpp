@@ -20,7 +20,7 @@ namespace {
 namespace po = boost::program_options;
 
 // Image datasets ignore the prior; this stands in for it.
-class NoPrior : public Prior {
+class NoPrior : public DrawSource {
  public:
   std::string name() const override { return "none"; }
   Shape data_shape() const override { return {}; }

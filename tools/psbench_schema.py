@@ -1,0 +1,74 @@
+"""The psbench results schema for Python readers: the HDF5 group, dataset and attribute names of a results
+file and the cell status values.
+
+Mirrors src/store/schema.h constant by constant (kFooBar there is FOO_BAR here); tests/schema_check.py
+fails when the two differ or when a Python reader spells a schema name itself instead of importing it.
+"""
+
+CELLS_GROUP = "/cells"
+PARTIAL_PREFIX = ".partial-"
+EXPERIMENT = "experiment"
+EXPERIMENT_FILE = "experiment_file"
+X_TRUE = "x_true"
+Y = "y"
+METRICS_GROUP = "metrics/"
+METRIC_ARRAYS_GROUP = "metric_arrays/"
+METRIC_SPREAD_GROUP = "metric_spread/"
+NFE_GROUP = "nfe/"
+NFE_WARMUP_FORWARD = "nfe/warmup_forward"
+NFE_WARMUP_FORWARD_BACKWARD = "nfe/warmup_forward_backward"
+NFE_CHAIN_FORWARD = "nfe/chain_forward"
+NFE_CHAIN_FORWARD_BACKWARD = "nfe/chain_forward_backward"
+TIME_GROUP = "time/"
+TIME_WARMUP_SECONDS = "time/warmup_seconds"
+TIME_SAMPLING_SECONDS = "time/sampling_seconds"
+CHAINS_DIVERGED = "chains/diverged"
+TRACE_GROUP = "trace/"
+SAMPLES_GROUP = "samples/"
+CONFIG = "config"
+CANONICAL = "canonical"
+STATUS = "status"
+MESSAGE = "message"
+CHAINS = "chains"
+CELL_INDEX = "cell_index"
+METRICS_SKIPPED = "metrics_skipped"
+RESCORED_BY_GIT_REVISION = "rescored_by_git_revision"
+PSBENCH_VERSION = "psbench_version"
+GIT_REVISION = "git_revision"
+LIBTORCH_VERSION = "libtorch_version"
+THREADS = "threads"
+DEVICE = "device"
+BUILD_TYPE = "build_type"
+PRIOR_PREFIX = "prior:"
+METRIC_DIRECTION_PREFIX = "metric:"
+METRIC_LEVEL_PREFIX = "metric_level:"
+METRIC_PROVENANCE_PREFIX = "metric_"
+METRIC_NETWORK_PREFIX = "metric_network:"
+METRIC_WEIGHTS_PREFIX = "metric_weights:"
+METRIC_WEIGHTS_SHA256_PREFIX = "metric_weights_sha256:"
+WARNING_PREFIX = "warning:"
+AT_POSTERIOR_MEAN = "@posterior_mean"
+AT_BEST_OF_K = "@best_of_k"
+LOWER_IS_BETTER = "lower_is_better"
+HIGHER_IS_BETTER = "higher_is_better"
+TARGET_PREFIX = "target:"
+LEVEL_PER_SAMPLE = "per_sample"
+LEVEL_PER_MEASUREMENT = "per_measurement"
+LEVEL_PER_SET = "per_set"
+STATUS_OK = "ok"
+STATUS_DIVERGED = "diverged"
+STATUS_FAILED = "failed"
+
+# The cell status values, as src/store/schema.h's CellStatus.
+STATUSES = (STATUS_OK, STATUS_DIVERGED, STATUS_FAILED)
+
+
+def group(prefix):
+    """The HDF5 group name of a "name/" prefix constant: group(METRICS_GROUP) == "metrics"."""
+    return prefix.rstrip("/")
+
+
+def measurement_name(m):
+    """Per-measurement dataset name inside trace/<name>/, samples/ and metric_arrays/...: "m0000"."""
+    return f"m{m:04d}"
+
