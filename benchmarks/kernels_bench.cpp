@@ -8,7 +8,9 @@
 // together), so that kernels of different cost per step compare in one run.
 #include <benchmark/benchmark.h>
 
+#include <map>
 #include <memory>
+#include <tuple>
 
 #include "core/rng.h"
 #include "operators/operator.h"
@@ -56,7 +58,8 @@ const Bench& bench(const std::string& which) {
   return *slot;
 }
 
-void kernel_step(benchmark::State& state, const std::string& sampler, const std::string& prior) {
+void kernel_step(benchmark::State& state, const std::string& sampler, const std::string& prior,
+                 std::map<std::string, OptionValue> options) {
   const Bench* b = nullptr;
   try {
     b = &bench(prior);
@@ -65,7 +68,7 @@ void kernel_step(benchmark::State& state, const std::string& sampler, const std:
     return;
   }
   Problem problem(*b->prior, *b->model.op, b->model.noise, b->y);
-  auto s = make_sampler(sampler);
+  auto s = make_sampler(sampler, options);
   std::unique_ptr<SingleSteps> steps;
   try {
     steps = s->single_steps(problem, kChains, 3);
@@ -81,14 +84,17 @@ void kernel_step(benchmark::State& state, const std::string& sampler, const std:
   state.counters["NFE/s"] = benchmark::Counter(static_cast<double>(steps->nfe().total() - before), benchmark::Counter::kIsRate);
 }
 
-// Every registered sampler that is a step kernel, on both priors.
+// Every registered sampler that is a step kernel, on both priors, at its defaults; DPS also as DPS-CM.
 const bool registered = [] {
-  for (const auto& [name, entry] : SamplerRegistry::instance().entries()) {
-    if (name == "exact") continue;  // closed-form draws: no step to time
+  std::vector<std::tuple<std::string, std::string, std::map<std::string, OptionValue>>> variants;
+  for (const auto& [name, entry] : SamplerRegistry::instance().entries())
+    if (name != "exact") variants.emplace_back(name, name, std::map<std::string, OptionValue>{});  // exact: no step
+  variants.emplace_back("dps-cm", "dps", std::map<std::string, OptionValue>{{"x0_estimate", std::string("consistency")}});
+  for (const auto& [label, name, options] : variants)
     for (const char* prior : {"gmm80", "cm"})
-      benchmark::RegisterBenchmark(("BM_KernelStep/" + name + "/" + prior).c_str(), kernel_step, name, std::string(prior))
+      benchmark::RegisterBenchmark(("BM_KernelStep/" + label + "/" + prior).c_str(), kernel_step, name,
+                                   std::string(prior), options)
           ->Unit(benchmark::kMillisecond);
-  }
   return true;
 }();
 

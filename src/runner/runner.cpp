@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/allocator.h"
 #include "core/errors.h"
 #include "core/rng.h"
 #include "data/dataset.h"
@@ -33,7 +34,8 @@ std::map<std::string, std::string> provenance(const RunOptions& opts) {
           {schema::kLibtorchVersion, TORCH_VERSION},
           {schema::kThreads, std::to_string(opts.threads)},
           {schema::kDevice, opts.device},
-          {schema::kBuildType, PSBENCH_BUILD_TYPE}};
+          {schema::kBuildType, PSBENCH_BUILD_TYPE},
+          {schema::kMalloc, malloc_settings()}};
 }
 
 namespace {
@@ -175,7 +177,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     for (const auto& [k, v] : c.prior->provenance()) rec.attributes["prior:" + k] = v;
     const int64_t k_samples = spec.samples_per_measurement;
     const int64_t n_chains = c.sampler->num_chains(k_samples);
-    rec.attributes["chains"] = std::to_string(n_chains);
+    rec.attributes[schema::kChains] = std::to_string(n_chains);
 
     std::vector<Measurement> ms;
     std::vector<at::Tensor> xs, ys;
@@ -205,29 +207,29 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
       for (auto d : out.diverged) ndiv += d;
       diverged.push_back(ndiv);
       for (const auto& [name, values] : out.trace)
-        if (!values.empty()) rec.arrays["trace/" + name + "/" + index_name(m)] = as_tensor(values);
+        if (!values.empty()) rec.arrays[schema::kTraceGroup + name + "/" + index_name(m)] = as_tensor(values);
       if (spec.store_samples && out.samples.size(0) > 0)
-        rec.arrays["samples/" + index_name(m)] = out.samples.to(at::kFloat);
+        rec.arrays[schema::kSamplesGroup + index_name(m)] = out.samples.to(at::kFloat);
 
-      if (ndiv > 0 && rec.attributes["message"].empty()) rec.attributes["message"] = out.divergence_message;
+      if (ndiv > 0 && rec.attributes[schema::kMessage].empty()) rec.attributes[schema::kMessage] = out.divergence_message;
       if (out.samples.size(0) == 0 || !at::isfinite(out.samples).all().item<bool>()) {
         all_measurements_ok = false;
         rec.attributes[schema::kStatus] = schema::status_name(schema::CellStatus::Diverged);
-        if (rec.attributes["message"].empty()) rec.attributes["message"] = "no finite samples";
+        if (rec.attributes[schema::kMessage].empty()) rec.attributes[schema::kMessage] = "no finite samples";
         continue;
       }
       meas.samples = out.samples;
       ms.push_back(std::move(meas));
     }
-    rec.arrays["x_true"] = at::stack(xs);
-    rec.arrays["y"] = at::stack(ys);
-    rec.arrays["nfe/warmup_forward"] = as_tensor(wf);
-    rec.arrays["nfe/warmup_forward_backward"] = as_tensor(wfb);
-    rec.arrays["nfe/chain_forward"] = as_tensor(cf);
-    rec.arrays["nfe/chain_forward_backward"] = as_tensor(cfb);
-    rec.arrays["time/warmup_seconds"] = as_tensor(wsec);
-    rec.arrays["time/sampling_seconds"] = as_tensor(ssec);
-    rec.arrays["chains/diverged"] = as_tensor(diverged);
+    rec.arrays[schema::kXTrue] = at::stack(xs);
+    rec.arrays[schema::kY] = at::stack(ys);
+    rec.arrays[schema::kNfeWarmupForward] = as_tensor(wf);
+    rec.arrays[schema::kNfeWarmupForwardBackward] = as_tensor(wfb);
+    rec.arrays[schema::kNfeChainForward] = as_tensor(cf);
+    rec.arrays[schema::kNfeChainForwardBackward] = as_tensor(cfb);
+    rec.arrays[schema::kTimeWarmupSeconds] = as_tensor(wsec);
+    rec.arrays[schema::kTimeSamplingSeconds] = as_tensor(ssec);
+    rec.arrays[schema::kChainsDiverged] = as_tensor(diverged);
     // A cell with a fully diverged measurement gets no metric arrays: never numbers that mean nothing.
     if (all_measurements_ok) score_cell(spec, c, ms, rec);
   } catch (const ConfigError&) {

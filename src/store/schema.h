@@ -59,6 +59,7 @@ inline constexpr char kLibtorchVersion[] = "libtorch_version";
 inline constexpr char kThreads[] = "threads";
 inline constexpr char kDevice[] = "device";
 inline constexpr char kBuildType[] = "build_type";
+inline constexpr char kMalloc[] = "malloc";
 // Attribute name prefixes, followed by a name: prior:<key>, metric:<label> (direction),
 // metric_level:<label>, metric_<key>:<label> (a metric's provenance, e.g. metric_network:<label>),
 // warning:<label>.

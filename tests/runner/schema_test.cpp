@@ -38,7 +38,7 @@ TEST_CASE("a run writes only names of the results schema", "[schema][runner][cli
                                          sc::kMessage,         sc::kChains,      sc::kCellIndex,
                                          sc::kMetricsSkipped,  sc::kPsbenchVersion, sc::kGitRevision,
                                          sc::kLibtorchVersion, sc::kThreads,     sc::kDevice,
-                                         sc::kBuildType};
+                                         sc::kBuildType,       sc::kMalloc};
   const std::vector<const char*> attribute_prefixes{sc::kPriorPrefix, sc::kMetricDirectionPrefix,
                                                     sc::kMetricLevelPrefix, sc::kMetricProvenancePrefix,
                                                     sc::kWarningPrefix};
