@@ -31,24 +31,15 @@ struct NoiseLangevinOptions {
   }
 };
 
-class NoiseLangevin {
+class NoiseLangevin : public NoiseKernel<NoiseLangevin, NoiseLangevinOptions> {
  public:
-  using Options = NoiseLangevinOptions;
-  using State = NoiseState;
-  explicit NoiseLangevin(Options o) : o_(o) {}
+  static constexpr bool kMcmc = false;
+  explicit NoiseLangevin(Options o) : NoiseKernel("noise_langevin", o) {}
+  Adaptation adaptation() const { return {}; }
+  std::string settings() const { return "step_size=" + format_value(o_.step_size); }
 
-  Needs needs() const { return {.generator = true}; }
-  void validate(const Prior&) const {}
-  int64_t chains(int64_t n) const { return o_.chain.chains_for("noise_langevin", n); }
-  std::vector<Phase> phases(int64_t per_chain, const Prior&) const { return o_.chain.phases(per_chain, {}, false); }
-  int64_t planned_nfe(int64_t n, const Prior& prior) const { return o_.chain.planned_nfe(n, prior); }
-
-  State init(const StepContext& ctx) const { return noise_init(ctx); }
-  State enter(State s, const StepContext& ctx) const {
-    return ctx.phase == 0 ? noise_enter_warmup(std::move(s)) : evaluate_noise(s.z, ctx, o_.prior_scale, true);
-  }
-  Step<State> step(State s, const StepContext& ctx) const {
-    if (ctx.phase == 0) return adam_warm_start_step(std::move(s), ctx, o_.chain.warm_start_lr);
+  State enter_chain(State s, const StepContext& ctx) const { return evaluate_noise(s.z, ctx, o_.prior_scale, true); }
+  Step<State> chain_step(State s, const StepContext& ctx) const {
     Step<State> out;
     out.info.add("chain_loss", s.r);
     auto xi = ctx.rng.normal(ctx.problem.generator("").latent_shape());
@@ -57,15 +48,6 @@ class NoiseLangevin {
     out.state = evaluate_noise(z, ctx, o_.prior_scale, !ctx.last);
     return out;
   }
-  at::Tensor sample(const State& s) const { return s.x; }
-  at::Tensor ok(const State& s, const StepContext&) const { return noise_ok(s, o_.chain.divergence_threshold); }
-  std::string divergence(const StepContext&) const {
-    return "non-finite or ||z||^2/dim > " + format_value(o_.chain.divergence_threshold) +
-           "; step_size=" + format_value(o_.step_size) + ", warm_start_lr=" + format_value(o_.chain.warm_start_lr);
-  }
-
- private:
-  Options o_;
 };
 
 SamplerRegistrar reg(kernel_entry<NoiseLangevin>(

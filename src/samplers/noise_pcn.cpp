@@ -33,27 +33,18 @@ struct NoisePcnOptions {
   }
 };
 
-class NoisePcn {
+class NoisePcn : public NoiseKernel<NoisePcn, NoisePcnOptions> {
  public:
-  using Options = NoisePcnOptions;
-  using State = NoiseState;
-  explicit NoisePcn(Options o) : o_(o) {}
-
-  Needs needs() const { return {.generator = true}; }
-  void validate(const Prior&) const {}
-  int64_t chains(int64_t n) const { return o_.chain.chains_for("noise_pcn", n); }
-  std::vector<Phase> phases(int64_t per_chain, const Prior&) const {
-    return o_.chain.phases(per_chain, {o_.adapt.steps, o_.beta, o_.adapt.target_acceptance, 1.0}, true);
+  static constexpr bool kMcmc = true;
+  explicit NoisePcn(Options o) : NoiseKernel("noise_pcn", o) {}
+  Adaptation adaptation() const { return {o_.adapt.steps, o_.beta, o_.adapt.target_acceptance, 1.0}; }
+  std::string settings() const {
+    return "beta=" + format_value(o_.beta) + ", adapt_steps=" + std::to_string(o_.adapt.steps);
   }
-  // The warm start is fwd+bwd; the chain's evaluations are forward passes.
-  int64_t planned_nfe(int64_t n, const Prior& prior) const { return o_.chain.planned_nfe(n, prior); }
 
-  State init(const StepContext& ctx) const { return noise_init(ctx); }
-  State enter(State s, const StepContext& ctx) const {
-    return ctx.phase == 0 ? noise_enter_warmup(std::move(s)) : evaluate_noise(s.z, ctx, 1.0, false);
-  }
-  Step<State> step(State s, const StepContext& ctx) const {
-    if (ctx.phase == 0) return adam_warm_start_step(std::move(s), ctx, o_.chain.warm_start_lr);
+  // The chain needs no gradient: forward passes of Phi only.
+  State enter_chain(State s, const StepContext& ctx) const { return evaluate_noise(s.z, ctx, 1.0, false); }
+  Step<State> chain_step(State s, const StepContext& ctx) const {
     const auto& beta = ctx.step_size;
     auto xi = ctx.rng.normal(ctx.problem.generator("").latent_shape());
     auto log_u = ctx.rng.uniform().log();
@@ -64,16 +55,6 @@ class NoisePcn {
     out.info.add("beta", beta);
     return out;
   }
-  at::Tensor sample(const State& s) const { return s.x; }
-  at::Tensor ok(const State& s, const StepContext&) const { return noise_ok(s, o_.chain.divergence_threshold); }
-  std::string divergence(const StepContext&) const {
-    return "non-finite or ||z||^2/dim > " + format_value(o_.chain.divergence_threshold) +
-           "; beta=" + format_value(o_.beta) + ", adapt_steps=" + std::to_string(o_.adapt.steps) +
-           ", warm_start_lr=" + format_value(o_.chain.warm_start_lr);
-  }
-
- private:
-  Options o_;
 };
 
 SamplerRegistrar reg(kernel_entry<NoisePcn>(

@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/option_schema.h"
 #include "samplers/kernel.h"
@@ -63,5 +65,52 @@ Step<NoiseState> mh_accept(NoiseState current, NoiseState proposal, at::Tensor l
 
 // [B] -> [B, 1, ..., 1] to broadcast a per-chain value against `like`.
 at::Tensor per_row(const at::Tensor& v, const at::Tensor& like);
+
+// The kernel members ULA, MALA and pCN share (the contract of samplers/kernel.h): they need a generator,
+// split the samples over chains, plan NFE alike, start from z ~ N(0, I), warm up by Adam (phase 0),
+// return Phi(z) as the sample and test divergence on ||z||^2/dim. A kernel derives from
+// NoiseKernel<Itself, ItsOptions> (Options has a NoiseChainOptions `chain`) and adds its chain phase:
+//   Adaptation adaptation() const;  static constexpr bool kMcmc;  std::string settings() const;
+//   NoiseState enter_chain(NoiseState, const StepContext&) const;
+//   Step<NoiseState> chain_step(NoiseState, const StepContext&) const;
+template <class Derived, class Opts>
+class NoiseKernel {
+ public:
+  using Options = Opts;
+  using State = NoiseState;
+  NoiseKernel(std::string name, Opts o) : name_(std::move(name)), o_(std::move(o)) {}
+
+  Needs needs() const {
+    Needs n;
+    n.generator = true;
+    return n;
+  }
+  void validate(const Prior&) const {}
+  int64_t chains(int64_t n) const { return o_.chain.chains_for(name_, n); }
+  // Warm start and chain: fwd+bwd, except pCN's chain (forward passes) — the same counts.
+  int64_t planned_nfe(int64_t n, const Prior& prior) const { return o_.chain.planned_nfe(n, prior); }
+  std::vector<Phase> phases(int64_t per_chain, const Prior&) const {
+    return o_.chain.phases(per_chain, self().adaptation(), Derived::kMcmc);
+  }
+  State init(const StepContext& ctx) const { return noise_init(ctx); }
+  State enter(State s, const StepContext& ctx) const {
+    return ctx.phase == 0 ? noise_enter_warmup(std::move(s)) : self().enter_chain(std::move(s), ctx);
+  }
+  Step<State> step(State s, const StepContext& ctx) const {
+    return ctx.phase == 0 ? adam_warm_start_step(std::move(s), ctx, o_.chain.warm_start_lr)
+                          : self().chain_step(std::move(s), ctx);
+  }
+  at::Tensor sample(const State& s) const { return s.x; }
+  at::Tensor ok(const State& s, const StepContext&) const { return noise_ok(s, o_.chain.divergence_threshold); }
+  std::string divergence(const StepContext&) const {
+    return "non-finite or ||z||^2/dim > " + format_value(o_.chain.divergence_threshold) + "; " + self().settings() +
+           ", warm_start_lr=" + format_value(o_.chain.warm_start_lr);
+  }
+
+ protected:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+  std::string name_;
+  Opts o_;
+};
 
 }  // namespace psbench
