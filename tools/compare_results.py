@@ -5,7 +5,7 @@ Usage: compare_results.py A.h5 B.h5 [--ignore PREFIX ...]
 
 Every complete cell of A must be in B and vice versa, with the same status and bit-identical arrays
 (metrics, NFE counts, diverged chains, ground truth, measurements, stored samples, metric arrays).
-Wall times (time/) always differ and are ignored; trace/ columns are compared where both files have
+Wall times (time/) and peak memory (resources/) are measurements and are ignored; trace/ columns are compared where both files have
 them and listed otherwise. Exit 0 when identical, 1 with one line per difference, 2 on bad input.
 Run with /usr/bin/python3 (Debian's h5py and numpy).
 """
@@ -35,7 +35,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("a")
     ap.add_argument("b")
-    ap.add_argument("--ignore", action="append", default=["time/"], help="array name prefix to skip")
+    ap.add_argument("--ignore", action="append", default=["time/", "resources/"], help="array name prefix to skip")
     args = ap.parse_args()
     diffs, notes = [], []
     try:

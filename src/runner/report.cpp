@@ -94,8 +94,8 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
   std::string header = "| cell |", rule = "|---|";
   for (const auto& k : columns) { header += " " + k + " |"; rule += "---|"; }
   for (const auto& m : metric_names) { header += " " + m + arrows[m] + " |"; rule += "---|"; }
-  header += " NFE warm-up | NFE chain | warm-up s | sampling s |";
-  rule += "---|---|---|---|";
+  header += " NFE warm-up | NFE chain | warm-up s | sampling s | scoring s | peak RSS MiB |";
+  rule += "---|---|---|---|---|---|";
   if (any_diverged_chain) { header += " diverged chains |"; rule += "---|"; }
   if (any_status) { header += " status |"; rule += "---|"; }
   std::string out = header + "\n" + rule + "\n";
@@ -133,6 +133,11 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
     const auto* ss = find(c, sc::kTimeSamplingSeconds);
     row += " " + (ws ? fmt(ws->mean().item<double>(), "%.3g") : "—") + " |";
     row += " " + (ss ? fmt(ss->mean().item<double>(), "%.3g") : "—") + " |";
+    // Per cell: scoring time (all measurements) and the process's peak resident memory during the cell.
+    const auto* sc_t = find(c, sc::kResourcesScoringSeconds);
+    const auto* rss = find(c, sc::kResourcesPeakRssBytes);
+    row += " " + (sc_t ? fmt(sc_t->item<double>(), "%.3g") : "—") + " |";
+    row += " " + (rss ? fmt(rss->to(at::kDouble).item<double>() / (1 << 20), "%.0f") : "—") + " |";
     if (any_diverged_chain) {
       const auto* d = find(c, sc::kChainsDiverged);
       row += " " + (d ? std::to_string(d->sum().item<int64_t>()) + "/" +
@@ -151,7 +156,9 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
          "evaluations in parentheses. Metrics: mean ± standard error over measurements (per-sample metrics are first "
          "averaged over the K samples of a measurement; `@posterior_mean` scores the mean of the K samples; "
          "`@best_of_k` picks the best sample against x*). Per-set metrics (Fréchet distance, KID) have one value "
-         "per cell; sd = standard deviation over KID subsets. →v: target value v.\n";
+         "per cell; sd = standard deviation over KID subsets. →v: target value v. Times: warm-up and sampling "
+         "per measurement (mean), scoring per cell; peak RSS: the process's peak resident memory during the cell "
+         "(models and libraries included).\n";
   std::set<std::string> networks;
   for (const auto& c : cells)
     for (const auto& [k, v] : c.attributes)

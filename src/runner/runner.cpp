@@ -1,5 +1,6 @@
 #include "runner/runner.h"
 
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include <cmath>
@@ -7,6 +8,7 @@
 
 #include "core/allocator.h"
 #include "core/errors.h"
+#include "core/resources.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "metrics/aggregate.h"
@@ -33,6 +35,7 @@ std::map<std::string, std::string> provenance(const RunOptions& opts) {
           {schema::kGitRevision, git_revision()},
           {schema::kLibtorchVersion, TORCH_VERSION},
           {schema::kThreads, std::to_string(opts.threads)},
+          {schema::kInteropThreads, std::to_string(at::get_num_interop_threads())},
           {schema::kDevice, opts.device},
           {schema::kBuildType, PSBENCH_BUILD_TYPE},
           {schema::kMalloc, malloc_settings()}};
@@ -165,6 +168,9 @@ void validate_experiment(const Experiment& ex, PriorCache& priors) {
 }
 
 CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts) {
+  const bool peak_per_cell = reset_peak_rss();
+  Stopwatch cell_clock;
+  double scoring_seconds = 0;
   CellRecord rec;
   rec.key = spec.key();
   rec.attributes = provenance(opts);
@@ -231,7 +237,11 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     rec.arrays[schema::kTimeSamplingSeconds] = as_tensor(ssec);
     rec.arrays[schema::kChainsDiverged] = as_tensor(diverged);
     // A cell with a fully diverged measurement gets no metric arrays: never numbers that mean nothing.
-    if (all_measurements_ok) score_cell(spec, c, ms, rec);
+    if (all_measurements_ok) {
+      Stopwatch scoring;
+      score_cell(spec, c, ms, rec);
+      scoring_seconds = scoring.seconds();
+    }
   } catch (const ConfigError&) {
     throw;
   } catch (const std::exception& e) {
@@ -240,6 +250,9 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     rec.attributes[schema::kMessage] = msg.substr(0, msg.find('\n'));
     drop_metric_entries(rec);
   }
+  rec.arrays[schema::kResourcesScoringSeconds] = as_tensor(std::vector<double>{scoring_seconds});
+  rec.arrays[schema::kResourcesCellSeconds] = as_tensor(std::vector<double>{cell_clock.seconds()});
+  if (peak_per_cell) rec.arrays[schema::kResourcesPeakRssBytes] = as_tensor(std::vector<int64_t>{peak_rss_bytes()});
   return rec;
 }
 

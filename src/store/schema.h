@@ -37,6 +37,13 @@ inline constexpr char kNfeChainForwardBackward[] = "nfe/chain_forward_backward";
 inline constexpr char kTimeGroup[] = "time/";
 inline constexpr char kTimeWarmupSeconds[] = "time/warmup_seconds";
 inline constexpr char kTimeSamplingSeconds[] = "time/sampling_seconds";
+// What the cell cost, per cell [1]: wall time of scoring (metrics of all measurements and per-set metrics)
+// and of the whole cell, and the peak resident memory of the process during the cell (absent where Linux
+// cannot reset the high-water mark).
+inline constexpr char kResourcesGroup[] = "resources/";
+inline constexpr char kResourcesScoringSeconds[] = "resources/scoring_seconds";
+inline constexpr char kResourcesCellSeconds[] = "resources/cell_seconds";
+inline constexpr char kResourcesPeakRssBytes[] = "resources/peak_rss_bytes";
 // Diverged chains per measurement [M].
 inline constexpr char kChainsDiverged[] = "chains/diverged";
 // trace/<name>/mNNNN [steps]; samples/mNNNN [K, ...] (store_samples: true).
@@ -57,6 +64,7 @@ inline constexpr char kPsbenchVersion[] = "psbench_version";
 inline constexpr char kGitRevision[] = "git_revision";
 inline constexpr char kLibtorchVersion[] = "libtorch_version";
 inline constexpr char kThreads[] = "threads";
+inline constexpr char kInteropThreads[] = "interop_threads";
 inline constexpr char kDevice[] = "device";
 inline constexpr char kBuildType[] = "build_type";
 inline constexpr char kMalloc[] = "malloc";

@@ -35,6 +35,11 @@ def main(path):
                 for name, ds in cell[S.group(group)].items():
                     assert ds.shape == (m,), (key, group, name, ds.shape)
                     assert np.all(np.isfinite(ds[()]))
+            # What the cell cost: one value each per cell.
+            if S.group(S.RESOURCES_GROUP) in cell:
+                for name, ds in cell[S.group(S.RESOURCES_GROUP)].items():
+                    assert ds.shape == (1,), (key, name, ds.shape)
+                    assert np.all(np.isfinite(ds[()])) and ds[()][0] >= 0, (key, name)
             metrics = S.group(S.METRICS_GROUP)
             if attrs[S.STATUS] == S.STATUS_OK:
                 for name, ds in cell[metrics].items():

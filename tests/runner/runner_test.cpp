@@ -2,12 +2,16 @@
 // atomic cells and resume.
 #include <catch2/catch.hpp>
 
+#include <ATen/Parallel.h>
 #include <hdf5.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "runner/runner.h"
+#include "samplers/driver.h"
 #include "store/result_store.h"
+#include "store/schema.h"
 #include "test_util.h"
 
 using namespace psbench;
@@ -42,7 +46,8 @@ TEST_CASE("Same seed gives identical stored results and every sampler sees the s
     const auto& other = cb.at(tag);
     CHECK(cell.key == other.key);
     for (const auto& [name, arr] : cell.arrays) {
-      if (name.rfind("time/", 0) == 0) continue;  // wall times differ
+      // Wall times and peak memory are measurements of the machine, not results.
+      if (name.rfind(schema::kTimeGroup, 0) == 0 || name.rfind(schema::kResourcesGroup, 0) == 0) continue;
       INFO(name);
       REQUIRE(other.arrays.count(name));
       CHECK(at::equal(arr, other.arrays.at(name)));
@@ -147,4 +152,74 @@ TEST_CASE("Bad input exits with code 2 and a one-line message naming the key", "
     CHECK(list.find(name) != std::string::npos);
   for (const char* cmd : {"run", "report", "list"}) CHECK(run_cli(std::string(cmd) + " --help", dir + "/h") == 0);
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+// A kernel that holds `megabytes` MiB of touched memory in its state: the cell's peak resident memory
+// must show it.
+struct Allocates {
+  struct Options {
+    int64_t megabytes = 0;
+    static const OptionSchema<Options>& schema() {
+      static const auto s = [] {
+        OptionSchema<Options> s;
+        s.integer(&Options::megabytes, "megabytes", 0, "MiB held during the run").at_least(0);
+        return s;
+      }();
+      return s;
+    }
+  };
+  struct State {
+    at::Tensor x, ballast;
+    void keep_rows(const at::Tensor& rows) { x = keep_defined_rows(x, rows); }
+  };
+  Options o;
+  explicit Allocates(Options opts) : o(opts) {}
+  Needs needs() const { return {}; }
+  void validate(const Prior&) const {}
+  int64_t chains(int64_t n) const { return n; }
+  std::vector<Phase> phases(int64_t, const Prior&) const { return {Phase::of("hold", 1, false, Keep::Last)}; }
+  int64_t planned_nfe(int64_t, const Prior&) const { return 0; }
+  State init(const StepContext& ctx) const {
+    return {at::zeros({ctx.rng.rows(), 8}, at::kDouble), at::ones({o.megabytes * (1 << 20) / 8}, at::kDouble)};
+  }
+  State enter(State s, const StepContext&) const { return s; }
+  Step<State> step(State s, const StepContext&) const { return {std::move(s), {}}; }
+  at::Tensor sample(const State& s) const { return s.x; }
+  at::Tensor ok(const State& s, const StepContext&) const { return at::ones({s.x.size(0)}, at::kBool); }
+  std::string divergence(const StepContext&) const { return ""; }
+};
+SamplerRegistrar reg_allocates(kernel_entry<Allocates>("test_allocates", "holds a known amount of memory (runner test)"));
+}  // namespace
+
+TEST_CASE("Each cell records its peak resident memory, scoring time and cell time", "[runner][resources]") {
+  auto ex = parse_experiment_text(R"(
+name: resources
+seed: 1
+measurements: 1
+samples_per_measurement: 2
+metrics: [mse_to_truth]
+tasks: [{name: gmm_lowrank, d_y: 2, sigma_y: 0.1}]
+priors: [{name: gmm, dim: 8, ode_steps: 4}]
+samplers:
+  - {name: test_allocates, megabytes: [0, 400]}
+)", "inline.yaml");
+  PriorCache priors;
+  validate_experiment(ex, priors);
+  REQUIRE(ex.cells.size() == 2);
+  // The big cell first: without the per-cell reset the small cell would report the big one's peak.
+  auto big = run_cell(ex.cells[1], priors, RunOptions{});
+  auto small = run_cell(ex.cells[0], priors, RunOptions{});
+  REQUIRE(small.attr(schema::kStatus) == "ok");
+  REQUIRE(big.arrays.count(schema::kResourcesPeakRssBytes) == 1);  // Linux here supports the reset
+  const double diff = static_cast<double>(big.arrays.at(schema::kResourcesPeakRssBytes)[0].item<int64_t>() -
+                                          small.arrays.at(schema::kResourcesPeakRssBytes)[0].item<int64_t>());
+  INFO("peak difference " << diff / (1 << 20) << " MiB");
+  CHECK(diff > 0.95 * 400 * (1 << 20));
+  CHECK(diff < 1.10 * 400 * (1 << 20));
+  const double cell = big.arrays.at(schema::kResourcesCellSeconds)[0].item<double>();
+  const double scoring = big.arrays.at(schema::kResourcesScoringSeconds)[0].item<double>();
+  CHECK(scoring >= 0);
+  CHECK(cell >= scoring + big.arrays.at(schema::kTimeSamplingSeconds)[0].item<double>());
+  CHECK(big.attr(schema::kInteropThreads) == std::to_string(at::get_num_interop_threads()));
 }

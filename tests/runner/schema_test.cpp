@@ -31,14 +31,15 @@ TEST_CASE("a run writes only names of the results schema", "[schema][runner][cli
                                      sc::kNfeWarmupForward, sc::kNfeWarmupForwardBackward,
                                      sc::kNfeChainForward,  sc::kNfeChainForwardBackward,
                                      sc::kTimeWarmupSeconds, sc::kTimeSamplingSeconds,
-                                     sc::kChainsDiverged};
+                                     sc::kResourcesScoringSeconds, sc::kResourcesCellSeconds,
+                                     sc::kResourcesPeakRssBytes, sc::kChainsDiverged};
   const std::vector<const char*> array_groups{sc::kMetricsGroup, sc::kMetricArraysGroup, sc::kMetricSpreadGroup,
                                               sc::kTraceGroup, sc::kSamplesGroup};
   const std::set<std::string> attributes{sc::kConfig,          sc::kCanonical,   sc::kStatus,
                                          sc::kMessage,         sc::kChains,      sc::kCellIndex,
                                          sc::kMetricsSkipped,  sc::kPsbenchVersion, sc::kGitRevision,
                                          sc::kLibtorchVersion, sc::kThreads,     sc::kDevice,
-                                         sc::kBuildType,       sc::kMalloc};
+                                         sc::kBuildType,       sc::kMalloc,      sc::kInteropThreads};
   const std::vector<const char*> attribute_prefixes{sc::kPriorPrefix, sc::kMetricDirectionPrefix,
                                                     sc::kMetricLevelPrefix, sc::kMetricProvenancePrefix,
                                                     sc::kWarningPrefix};

@@ -1,0 +1,32 @@
+#pragma once
+// Peak resident memory per cell (issue 13). Linux keeps the process's high-water mark of resident memory
+// (VmHWM in /proc/self/status) and resets it to the current resident size when "5" is written to
+// /proc/self/clear_refs (Linux >= 4.0), so resetting at the start of a cell and reading at its end gives
+// the cell's own peak (resident memory of the whole process: the loaded models and libraries included).
+// Header-only: two small functions.
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+namespace psbench {
+
+// Resets the high-water mark; false where the kernel does not support it (the peak then covers the
+// process since it started and is not recorded per cell).
+inline bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (!f) return false;
+  f << "5";
+  f.flush();
+  return static_cast<bool>(f);
+}
+
+// VmHWM in bytes, or -1 where /proc/self/status has none.
+inline int64_t peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:   1234 kB"
+  return -1;
+}
+
+}  // namespace psbench
