@@ -22,12 +22,7 @@ struct NoiseMalaOptions {
       s.real(&O::step_size, "step_size", 1e-4, "h: proposal step (the initial value when adapt_steps > 0)").above(0);
       s.real(&O::prior_scale, "prior_scale", 1.0, "weight of the N(0, I) prior term of U(z)").above(0);
       s.group(&O::adapt, adapt_schema(0.574, "h"));
-      s.check([](const O& o) {
-        return o.adapt.steps > o.chain.burn_in ? "adapt_steps=" + std::to_string(o.adapt.steps) + " exceeds burn_in=" +
-                                                     std::to_string(o.chain.burn_in) +
-                                                     " (the step size may only adapt during burn-in)"
-                                               : std::string();
-      });
+      s.check([](const O& o) { return adapt_within_burn_in(o.adapt, o.chain, "the step size"); });
       return s;
     }();
     return s;

@@ -21,12 +21,7 @@ struct NoisePcnOptions {
           .above(0)
           .at_most(1);
       s.group(&O::adapt, adapt_schema(0.25, "beta"));
-      s.check([](const O& o) {
-        return o.adapt.steps > o.chain.burn_in ? "adapt_steps=" + std::to_string(o.adapt.steps) + " exceeds burn_in=" +
-                                                     std::to_string(o.chain.burn_in) +
-                                                     " (beta may only adapt during burn-in)"
-                                               : std::string();
-      });
+      s.check([](const O& o) { return adapt_within_burn_in(o.adapt, o.chain, "beta"); });
       return s;
     }();
     return s;

@@ -61,6 +61,12 @@ OptionSchema<AdaptOptions> adapt_schema(double default_target, const std::string
   return s;
 }
 
+std::string adapt_within_burn_in(const AdaptOptions& adapt, const NoiseChainOptions& chain, const std::string& parameter) {
+  if (adapt.steps <= chain.burn_in) return "";
+  return "adapt_steps=" + std::to_string(adapt.steps) + " exceeds burn_in=" + std::to_string(chain.burn_in) + " (" +
+         parameter + " may only adapt during burn-in)";
+}
+
 void NoiseState::keep_rows(const at::Tensor& rows) {
   for (auto* t : {&z, &m1, &m2, &loss, &x, &r, &u, &grad}) *t = keep_defined_rows(*t, rows);
 }

@@ -39,6 +39,8 @@ struct AdaptOptions {
   double target_acceptance = 0.5;
 };
 OptionSchema<AdaptOptions> adapt_schema(double default_target, const std::string& parameter);
+// The cross-field check of the adapting kernels: the parameter may only adapt during burn-in.
+std::string adapt_within_burn_in(const AdaptOptions& adapt, const NoiseChainOptions& chain, const std::string& parameter);
 
 struct NoiseState {
   at::Tensor z;                // [B, *latent]
