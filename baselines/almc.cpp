@@ -161,7 +161,7 @@ class Almc {
   Options o_;
 };
 
-SamplerRegistrar reg(kernel_entry<Almc>(
+SamplerRegistrar reg_almc(kernel_entry<Almc>(
     "almc",
     "annealed Langevin Monte Carlo (Parulekar et al. 2025): Langevin on N(0, I) tilted by the likelihood, then one "
     "Langevin step per decrement of OU time on p_t(x) exp(-R(x)), t(sigma) = ln(1 + sigma^2)/2; one run per sample"));

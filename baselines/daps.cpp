@@ -145,7 +145,7 @@ class Daps {
   Options o_;
 };
 
-SamplerRegistrar reg(kernel_entry<Daps>(
+SamplerRegistrar reg_daps(kernel_entry<Daps>(
     "daps",
     "DAPS (Zhang et al. 2024): per noise level, x0_hat by a short probability-flow ODE, Langevin on "
     "N(x0; x0_hat, r^2 I) exp(-R(x0)), re-noise to the next level; one run per sample"));

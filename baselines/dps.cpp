@@ -127,7 +127,7 @@ std::string GuidedDiffusion::divergence(const StepContext& ctx) const {
 }
 
 namespace {
-SamplerRegistrar reg(kernel_entry<GuidedDiffusion>(
+SamplerRegistrar reg_dps(kernel_entry<GuidedDiffusion>(
     "dps",
     "DPS: Euler-ancestral reverse diffusion with a gradient step on ||y - A(x0_hat)|| (x0_hat from the denoiser, or "
     "the consistency function: DPS-CM); one run per sample",

@@ -22,7 +22,7 @@ const OptionSchema<GuidedDiffusionOptions>& GuidedDiffusionOptions::lgd_schema()
 }
 
 namespace {
-SamplerRegistrar reg(kernel_entry<GuidedDiffusion>(
+SamplerRegistrar reg_lgd(kernel_entry<GuidedDiffusion>(
     "lgd", "LGD: DPS with the guidance loss averaged over m draws N(x0_hat, r_t^2 I); one run per sample",
     GuidedDiffusionOptions::lgd_schema(), [](const GuidedDiffusionOptions& o) { return GuidedDiffusion("lgd", o); }));
 }  // namespace

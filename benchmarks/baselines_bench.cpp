@@ -4,46 +4,24 @@
 // Counter "step/s": steps of one sample per second.
 #include <benchmark/benchmark.h>
 
-#include "core/rng.h"
-#include "operators/lowrank.h"
-#include "priors/gmm.h"
+#include "bench_util.h"
 #include "samplers/sampler.h"
 
 using namespace psbench;
 
 namespace {
 
-struct Setup {
-  GaussianMixture gmm;
-  at::Generator gen = make_generator(1);
-  LowRankOperator op;
-  GaussianNoise noise{0.1};
-  at::Tensor y;
-  explicit Setup(int64_t dim)
-      : gmm([dim] {
-          GmmParams p;
-          p.dim = dim;
-          p.ode_steps = 8;
-          return p;
-        }(), 1),
-        op(dim, 4, gen) {
-    y = noise.sample(op.forward(gmm.sample(1, gen)), gen);
-  }
-};
-
-std::vector<uint64_t> chain_seeds(int64_t n) {
-  std::vector<uint64_t> s;
-  for (int64_t i = 0; i < n; ++i) s.push_back(derive_seed({9, static_cast<uint64_t>(i)}));
-  return s;
-}
+// ODE steps of Phi and the seed base of this program's chains.
+constexpr int64_t kStepOdeSteps = 8;
+constexpr uint64_t kStepSeedBase = 9;
 
 constexpr int64_t kRuns = 16, kSteps = 20;
 
 void run_steps(benchmark::State& state, const Sampler& sampler, int64_t samples) {
-  Setup s(state.range(0));
+  bench::GmmSetup s(state.range(0), kStepOdeSteps);
   Problem problem(s.gmm, s.op, s.noise, s.y);
   for (auto _ : state) {
-    auto out = sampler.run(problem, samples, chain_seeds(kRuns));
+    auto out = sampler.run(problem, samples, bench::chain_seeds(kRuns, kStepSeedBase));
     benchmark::DoNotOptimize(out.samples.data_ptr());
   }
   state.counters["step/s"] =

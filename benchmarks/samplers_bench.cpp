@@ -3,48 +3,26 @@
 // ratios are meaningful. Counters: NFE per second and samples per second.
 #include <benchmark/benchmark.h>
 
-#include "core/rng.h"
-#include "operators/lowrank.h"
-#include "priors/gmm.h"
+#include "bench_util.h"
 #include "samplers/sampler.h"
 
 using namespace psbench;
 
 namespace {
 
-struct Setup {
-  GaussianMixture gmm;
-  at::Generator gen = make_generator(1);
-  LowRankOperator op;
-  GaussianNoise noise{0.1};
-  at::Tensor y;
-  explicit Setup(int64_t dim)
-      : gmm([dim] {
-          GmmParams p;
-          p.dim = dim;
-          p.ode_steps = 16;
-          return p;
-        }(), 1),
-        op(dim, 4, gen) {
-    y = noise.sample(op.forward(gmm.sample(1, gen)), gen);
-  }
-};
-
-std::vector<uint64_t> chain_seeds(int64_t n) {
-  std::vector<uint64_t> s;
-  for (int64_t i = 0; i < n; ++i) s.push_back(derive_seed({7, static_cast<uint64_t>(i)}));
-  return s;
-}
+// ODE steps of Phi and the seed base of this program's chains.
+constexpr int64_t kSampleOdeSteps = 16;
+constexpr uint64_t kSampleSeedBase = 7;
 
 // One chain, warm start excluded: the marginal cost of posterior samples as their number grows.
 void BM_NoiseLangevinSamples(benchmark::State& state) {
-  Setup s(state.range(0));
+  bench::GmmSetup s(state.range(0), kSampleOdeSteps);
   Problem problem(s.gmm, s.op, s.noise, s.y);
   auto sampler = make_sampler("noise_langevin", {{"warm_start_steps", int64_t{0}}, {"step_size", 1e-3}});
   const int64_t k = state.range(1);
   int64_t nfe = 0;
   for (auto _ : state) {
-    auto out = sampler->run(problem, k, chain_seeds(1));
+    auto out = sampler->run(problem, k, bench::chain_seeds(1, kSampleSeedBase));
     benchmark::DoNotOptimize(out.samples.data_ptr());
     nfe += out.sampling_nfe.total();
   }
@@ -56,12 +34,12 @@ BENCHMARK(BM_NoiseLangevinSamples)->Args({80, 10})->Args({80, 40})->Args({800, 1
 
 // Batched chains: the same number of samples from 8 chains evaluated together.
 void BM_NoiseLangevinBatchedChains(benchmark::State& state) {
-  Setup s(state.range(0));
+  bench::GmmSetup s(state.range(0), kSampleOdeSteps);
   Problem problem(s.gmm, s.op, s.noise, s.y);
   auto sampler =
       make_sampler("noise_langevin", {{"chains", int64_t{8}}, {"warm_start_steps", int64_t{0}}, {"step_size", 1e-3}});
   for (auto _ : state) {
-    auto out = sampler->run(problem, 40, chain_seeds(8));
+    auto out = sampler->run(problem, 40, bench::chain_seeds(8, kSampleSeedBase));
     benchmark::DoNotOptimize(out.samples.data_ptr());
   }
   state.counters["samples/s"] = benchmark::Counter(40.0 * state.iterations(), benchmark::Counter::kIsRate);
@@ -70,7 +48,7 @@ BENCHMARK(BM_NoiseLangevinBatchedChains)->Arg(80)->Arg(800)->Unit(benchmark::kMi
 
 // Baseline: exact posterior draws (closed form) for the same problem.
 void BM_ExactPosterior(benchmark::State& state) {
-  Setup s(state.range(0));
+  bench::GmmSetup s(state.range(0), kSampleOdeSteps);
   for (auto _ : state) {
     auto post = s.gmm.exact_posterior(s.op, s.noise.sigma_y, s.y);
     auto g = make_generator(3);

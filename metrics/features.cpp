@@ -41,7 +41,6 @@ void check_weights_file(const std::string& path, const std::string& what, const 
 
 namespace {
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 class TorchScriptNetwork : public FeatureNetwork {
  public:
@@ -137,7 +136,7 @@ std::vector<at::Tensor> torchscript_channel_weights(const FeatureNetwork& net) {
 
 namespace {
 
-FeatureNetworkRegistrar reg_torchscript(
+FeatureNetworkRegistrar reg_torchscript_features(
     {"torchscript", "a TorchScript file: forward(x [N, C, S, S] in [-1, 1]) -> [N, D] features or a list of layers",
      nullptr, [](const FeatureNetworkSpec& spec) { return std::make_shared<TorchScriptNetwork>(spec); }});
 

@@ -19,7 +19,6 @@
 namespace psbench {
 namespace {
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 class FmnistCnnNetwork : public FeatureNetwork {
  public:

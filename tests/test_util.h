@@ -4,6 +4,9 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
+
+#include "core/linalg.h"
 
 namespace psbench::testing {
 
@@ -13,6 +16,9 @@ inline int run_cli(const std::string& args, const std::string& log_path) {
   int rc = std::system(cmd.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
+
+// n chain seeds derived from `base` (one generator per chain, as the runner derives them).
+std::vector<uint64_t> chain_seeds(int64_t n, uint64_t base);
 
 std::string read_text(const std::string& path);
 std::string temp_dir(const std::string& tag);  // fresh directory under /tmp

@@ -7,12 +7,12 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/linalg.h"
 #include "core/errors.h"
 
 namespace psbench {
 
 namespace {
-const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
 bool is_image_file(const std::filesystem::path& p) {
   std::string ext = p.extension().string();

@@ -4,14 +4,9 @@
 #include <filesystem>
 #include <sstream>
 
-namespace psbench {
+#include "core/errors.h"
 
-namespace {
-std::string first_line(const std::string& s) {
-  auto end = s.find('\n');
-  return s.substr(0, end);
-}
-}  // namespace
+namespace psbench {
 
 Shape parse_output_shape(const std::string& text, const Shape& x_shape) {
   if (text == "input") return x_shape;

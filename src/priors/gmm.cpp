@@ -2,13 +2,13 @@
 
 #include <cmath>
 
+#include "core/linalg.h"
 #include "core/errors.h"
 #include "core/rng.h"
 
 namespace psbench {
 
 namespace {
-const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
 at::Tensor grid_means(int64_t dim, int64_t grid, double spacing) {
   // Component (i, j) has mean (a_i, a_j, a_i, a_j, ...).
@@ -30,11 +30,6 @@ at::Tensor sq_dists(const at::Tensor& x, const at::Tensor& mu) {
   return (x.pow(2).sum(1, true) - 2 * x.matmul(mu.t()) + mu.pow(2).sum(1).unsqueeze(0)).clamp_min(0);
 }
 
-// Symmetric positive-definite square root by eigen-decomposition.
-at::Tensor spd_sqrt(const at::Tensor& s) {
-  auto [evals, evecs] = at::linalg_eigh(s);
-  return evecs.matmul(at::diag(evals.clamp_min(0).sqrt())).matmul(evecs.t());
-}
 }  // namespace
 
 GaussianMixture::GaussianMixture(const GmmParams& p, uint64_t seed)

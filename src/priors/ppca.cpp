@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "core/linalg.h"
 #include "core/errors.h"
 #include "core/rng.h"
 #include "data/fashion_mnist.h"
@@ -15,7 +16,6 @@
 namespace psbench {
 
 namespace {
-const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 const double kLog2Pi = std::log(2.0 * M_PI);
 // Pixels are 8-bit: quantisation to steps of 1/127.5 carries variance (1/127.5)^2 / 12. A fitted residual
 // variance is never below it (constant border pixels would otherwise give a singular covariance).
@@ -23,11 +23,6 @@ const double kQuantisationVariance = 1.0 / (127.5 * 127.5 * 12.0);
 // Rows whose responsibility is below this fraction of the largest one do not enter a component's M-step
 // (their weight would change the covariance by less than rounding; skipping them makes EM ~K times cheaper).
 const double kNegligibleResponsibility = 1e-10;
-
-at::Tensor spd_sqrt(const at::Tensor& s) {
-  auto [evals, evecs] = at::linalg_eigh(s);
-  return evecs.matmul(at::diag(evals.clamp_min(0).sqrt())).matmul(evecs.t());
-}
 
 std::string hex64(uint64_t v) {
   char buf[17];

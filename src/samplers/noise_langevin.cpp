@@ -50,7 +50,7 @@ class NoiseLangevin : public NoiseKernel<NoiseLangevin, NoiseLangevinOptions> {
   }
 };
 
-SamplerRegistrar reg(kernel_entry<NoiseLangevin>(
+SamplerRegistrar reg_noise_langevin(kernel_entry<NoiseLangevin>(
     "noise_langevin", "noise-space Langevin (CPS): Adam warm start on the data fit, then unadjusted Langevin on z of Phi"));
 
 }  // namespace

@@ -56,7 +56,7 @@ class NoiseMala : public NoiseKernel<NoiseMala, NoiseMalaOptions> {
   }
 };
 
-SamplerRegistrar reg(kernel_entry<NoiseMala>(
+SamplerRegistrar reg_noise_mala(kernel_entry<NoiseMala>(
     "noise_mala",
     "MALA in noise space: Langevin proposals on z of Phi with a Metropolis-Hastings correction (exact for pi(z)); "
     "optional dual-averaging step size"));

@@ -52,7 +52,7 @@ class NoisePcn : public NoiseKernel<NoisePcn, NoisePcnOptions> {
   }
 };
 
-SamplerRegistrar reg(kernel_entry<NoisePcn>(
+SamplerRegistrar reg_noise_pcn(kernel_entry<NoisePcn>(
     "noise_pcn",
     "preconditioned Crank-Nicolson in noise space: z' = sqrt(1-beta^2) z + beta xi, accepted with the likelihood "
     "ratio (forward passes only)"));

@@ -10,21 +10,16 @@
 
 #include "core/errors.h"
 #include "data/fashion_mnist.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace psbench;
+using namespace psbench::testing;
 
 namespace {
 
 bool package_installed() {
   return fs::exists(fs::path(kFashionMnistDefaultRoot) / "t10k-images-idx3-ubyte.gz");
-}
-
-std::string fresh_dir(const std::string& tag) {
-  auto dir = fs::temp_directory_path() / ("psbench-" + tag + "-" + std::to_string(std::random_device{}()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
 }
 
 void put_be32(std::vector<unsigned char>& b, uint32_t v) {
@@ -131,7 +126,7 @@ TEST_CASE("fashion_mnist dataset: 1x28x28 images in -1..1, index i -> image offs
 }
 
 TEST_CASE("fashion_mnist: a missing package names the package and the path", "[data]") {
-  const std::string root = fresh_dir("fm-missing") + "/nowhere";
+  const std::string root = temp_dir("fm-missing") + "/nowhere";
   try {
     load_fashion_mnist(root, "test");
     FAIL("no error");
@@ -142,7 +137,7 @@ TEST_CASE("fashion_mnist: a missing package names the package and the path", "[d
     CHECK(msg.find(root) != std::string::npos);
   }
   // Directory present, files missing: the missing file is named.
-  const std::string dir = fresh_dir("fm-empty");
+  const std::string dir = temp_dir("fm-empty");
   try {
     load_fashion_mnist(dir, "train");
     FAIL("no error");
@@ -152,7 +147,7 @@ TEST_CASE("fashion_mnist: a missing package names the package and the path", "[d
 }
 
 TEST_CASE("fashion_mnist: damaged files give ConfigErrors naming the file", "[data]") {
-  const std::string dir = fresh_dir("fm-damaged");
+  const std::string dir = temp_dir("fm-damaged");
   const std::string good_images = dir + "/good-images.gz", good_labels = dir + "/good-labels.gz";
   write_gz(good_images, idx_images(2051, 10, 10));
   write_gz(good_labels, idx_labels(2049, 10, 10));
@@ -231,7 +226,7 @@ TEST_CASE("fashion_mnist: damaged files give ConfigErrors naming the file", "[da
     require_config_error(good_images, p, p, "has 8 labels");
   }
   SECTION("a damaged split under a root is reported through the loader") {
-    const std::string root = fresh_dir("fm-root");
+    const std::string root = temp_dir("fm-root");
     write_gz(root + "/t10k-images-idx3-ubyte.gz", idx_images(2051, 10, 10));
     write_raw(root + "/t10k-labels-idx1-ubyte.gz", {1, 2, 3});
     CHECK_THROWS_AS(load_fashion_mnist(root, "test"), ConfigError);

@@ -8,18 +8,13 @@
 
 #include "core/errors.h"
 #include "data/image_folder.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace psbench;
+using namespace psbench::testing;
 
 namespace {
-std::string fresh_dir(const std::string& tag) {
-  auto dir = fs::temp_directory_path() / ("psbench-" + tag + "-" + std::to_string(std::random_device{}()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
 // RGB image whose red channel encodes the column, green the row, blue a constant tag.
 void write_rgb(const std::string& path, int w, int h, unsigned char tag) {
   std::vector<unsigned char> px(static_cast<size_t>(w * h * 3));
@@ -62,7 +57,7 @@ TEST_CASE("resize_and_center_crop keeps the centre of a wide image", "[data]") {
 }
 
 TEST_CASE("image_folder dataset: sorted files, channels, size, errors", "[data]") {
-  const std::string dir = fresh_dir("imgfolder");
+  const std::string dir = temp_dir("imgfolder");
   write_rgb(dir + "/b.png", 40, 30, 200);
   write_rgb(dir + "/a.png", 30, 40, 10);
   write_rgb(dir + "/c.jpg", 20, 20, 100);
@@ -111,7 +106,7 @@ TEST_CASE("image_folder dataset: sorted files, channels, size, errors", "[data]"
     CHECK(std::string(e.what()).find(dir + "/missing") != std::string::npos);
   }
   // A broken image file is an error at load time naming it.
-  const std::string broken_dir = fresh_dir("imgfolder-broken");
+  const std::string broken_dir = temp_dir("imgfolder-broken");
   std::ofstream(broken_dir + "/x.png") << "garbage";
   auto broken = entry.make(resolve_options("image_folder", entry.options, {{"path", broken_dir}, {"size", int64_t{8}}}));
   try {

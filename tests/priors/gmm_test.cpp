@@ -6,11 +6,12 @@
 #include "core/rng.h"
 #include "operators/lowrank.h"
 #include "priors/gmm.h"
+#include "test_util.h"
 
 using namespace psbench;
+using namespace psbench::testing;
 
 namespace {
-const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
 GaussianMixture small_mixture(int64_t dim = 2, int64_t ode_steps = 32) {
   GmmParams p;

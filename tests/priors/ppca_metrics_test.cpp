@@ -8,11 +8,12 @@
 #include "operators/lowrank.h"
 #include "priors/gmm.h"
 #include "priors/ppca.h"
+#include "test_util.h"
 
 using namespace psbench;
+using namespace psbench::testing;
 
 namespace {
-const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
 std::unique_ptr<Metric> metric(const std::string& name) {
   const auto& e = MetricRegistry::instance().get(name, "metric");

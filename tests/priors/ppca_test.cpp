@@ -11,12 +11,13 @@
 #include "core/rng.h"
 #include "data/fashion_mnist.h"
 #include "priors/ppca.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace psbench;
+using namespace psbench::testing;
 
 namespace {
-const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
 // K random components in dimension d, rank r: random means, orthonormal bases (QR), eigenvalues in
 // [0.5, 2.5] above the residual variance 0.1 + U[0, 0.1].
@@ -65,12 +66,6 @@ class DenseOp : public Operator {
   bool expose_;
 };
 
-std::string fresh_dir(const std::string& tag) {
-  auto dir = fs::temp_directory_path() / ("psbench-" + tag + "-" + std::to_string(std::random_device{}()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
 }  // namespace
 
 TEST_CASE("ppca: Woodbury log-density equals the dense Gaussian mixture density and the score is its gradient", "[ppca]") {
@@ -192,7 +187,7 @@ TEST_CASE("ppca: exact posterior equals a dense Kalman-form computation", "[ppca
 
 TEST_CASE("ppca: cache files round-trip and reject damage", "[ppca]") {
   auto p = random_ppca(2, 6, 2, 7);
-  const std::string dir = fresh_dir("ppca-cache");
+  const std::string dir = temp_dir("ppca-cache");
   const std::string path = dir + "/x.bin";
   save_ppca(path, "key-a", p);
   PpcaParameters q;
@@ -230,7 +225,7 @@ TEST_CASE("ppca: EM recovers well-separated components", "[ppca]") {
 TEST_CASE("ppca_mixture on Fashion-MNIST: per-class fit, cache, samples, posterior", "[ppca][slow]") {
   if (!fs::exists(fs::path(kFashionMnistDefaultRoot) / "train-images-idx3-ubyte.gz"))
     FAIL("Debian package dataset-fashion-mnist is not installed (run make deps)");
-  const std::string dir = fresh_dir("ppca-fm");
+  const std::string dir = temp_dir("ppca-fm");
   PpcaFitOptions fit;
   fit.rank = 8;
   std::string path;

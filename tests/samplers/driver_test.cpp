@@ -8,8 +8,10 @@
 #include "core/rng.h"
 #include "operators/lowrank.h"
 #include "samplers/driver.h"
+#include "test_util.h"
 
 using namespace psbench;
+using namespace psbench::testing;
 
 namespace {
 
@@ -71,12 +73,6 @@ class ScalarPrior : public Prior {
   at::ScalarType dtype() const override { return at::kDouble; }
 };
 
-std::vector<uint64_t> seeds(int64_t n) {
-  std::vector<uint64_t> s;
-  for (int64_t i = 0; i < n; ++i) s.push_back(derive_seed({17, static_cast<uint64_t>(i)}));
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("The driver runs phases, burn-in, thinning and divergence as the kernel declares them", "[driver]") {
@@ -86,7 +82,7 @@ TEST_CASE("The driver runs phases, burn-in, thinning and divergence as the kerne
   Problem problem(prior, op, GaussianNoise{1.0}, at::zeros({1, 1}, at::kDouble));
   // 4 chains, 2 samples each: chain steps t = 1..5, kept at t = 3 and 5. x after the chain step t is
   // (u + 2) 2^t: the rows with u >= 0.5 reach 80 at t = 5 and diverge there, the others survive.
-  const auto s = seeds(4);
+  const auto s = chain_seeds(4, 17);
   std::vector<double> u;
   for (auto seed : s) {
     auto g = make_generator(seed);

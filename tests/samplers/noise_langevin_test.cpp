@@ -8,17 +8,12 @@
 #include "operators/lowrank.h"
 #include "priors/gmm.h"
 #include "samplers/sampler.h"
+#include "test_util.h"
 
 using namespace psbench;
+using namespace psbench::testing;
 
 namespace {
-const auto kF64 = at::TensorOptions().dtype(at::kDouble);
-
-std::vector<uint64_t> seeds(int64_t n, uint64_t base) {
-  std::vector<uint64_t> s;
-  for (int64_t i = 0; i < n; ++i) s.push_back(derive_seed({base, static_cast<uint64_t>(i)}));
-  return s;
-}
 
 // A 2-D problem whose posterior has several components of comparable weight: 9 components on a
 // 3x3 grid (spacing 4, unit variance), one noisy linear measurement (sigma_y = 0.5).
@@ -96,7 +91,7 @@ TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture and
   const double bound = ft.mean().item<double>() + 3 * ft.std().item<double>();
 
   Problem problem(tp.gmm, tp.op, tp.noise, tp.y);
-  auto out = sampler->run(problem, n, seeds(chains, 5));
+  auto out = sampler->run(problem, n, chain_seeds(chains, 5));
   REQUIRE(out.samples.size(0) == n);
   const double sw = sliced_w(out.samples, ref, 7);
   INFO("SW " << sw << " bound " << bound << " (floor mean " << ft.mean().item<double>() << ")");
@@ -108,7 +103,7 @@ TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture and
   // A wrong target (prior drift four times too strong) is detected by the same bound.
   auto wrong = o;
   wrong["prior_scale"] = 4.0;
-  auto out_wrong = make_sampler("noise_langevin", wrong)->run(problem, n, seeds(chains, 5));
+  auto out_wrong = make_sampler("noise_langevin", wrong)->run(problem, n, chain_seeds(chains, 5));
   const double sw_wrong = sliced_w(out_wrong.samples, ref, 7);
   INFO("SW with prior_scale 4 " << sw_wrong);
   CHECK(sw_wrong > bound);
@@ -116,7 +111,7 @@ TEST_CASE("Noise-space Langevin reaches the exact posterior of a 2-D mixture and
   // Likelihood switched off (sigma_y -> huge): the chain samples the prior instead and must fail.
   GaussianNoise off{1e6};
   Problem prior_only(tp.gmm, tp.op, off, tp.y);
-  auto out_off = sampler->run(prior_only, n, seeds(chains, 5));
+  auto out_off = sampler->run(prior_only, n, chain_seeds(chains, 5));
   const double sw_off = sliced_w(out_off.samples, ref, 7);
   INFO("SW without likelihood " << sw_off);
   CHECK(sw_off > 3 * bound);
@@ -128,7 +123,7 @@ TEST_CASE("Chains run one at a time or as one batch give the same samples", "[no
   std::map<std::string, OptionValue> o{{"chains", int64_t{6}},    {"warm_start_steps", int64_t{10}},
                                        {"warm_start_lr", 0.05},    {"step_size", 1e-3},
                                        {"burn_in", int64_t{3}},    {"thinning", int64_t{2}}};
-  auto s = seeds(6, 42);
+  auto s = chain_seeds(6, 42);
   o["batch_size"] = int64_t{0};
   auto all = make_sampler("noise_langevin", o)->run(problem, 12, s);
   o["batch_size"] = int64_t{1};
@@ -141,7 +136,7 @@ TEST_CASE("Chains run one at a time or as one batch give the same samples", "[no
   CHECK(at::allclose(all.samples, mixed.samples, 1e-9, 1e-9));
   CHECK(all.warmup_nfe.forward_backward == single.warmup_nfe.forward_backward);
   // A different seed gives different samples (the comparison above is not vacuous).
-  auto other = make_sampler("noise_langevin", o)->run(problem, 12, seeds(6, 43));
+  auto other = make_sampler("noise_langevin", o)->run(problem, 12, chain_seeds(6, 43));
   CHECK_FALSE(at::allclose(all.samples, other.samples, 1e-3, 1e-3));
 }
 
@@ -154,7 +149,7 @@ TEST_CASE("NFE accounting of noise-space Langevin is exact and warm-up is report
                                                  {"thinning", int64_t{3}},
                                                  {"step_size", 1e-3}});
   const int64_t per_chain = 5;
-  auto out = sampler->run(problem, 3 * per_chain, seeds(3, 1));
+  auto out = sampler->run(problem, 3 * per_chain, chain_seeds(3, 1));
   const int64_t evals = sp.gmm.generator()->evaluations_per_call();  // 2 * 5 - 1
   REQUIRE(evals == 9);
   CHECK(out.warmup_nfe.forward_backward == 3 * 7 * evals);
@@ -176,7 +171,7 @@ TEST_CASE("A diverging step size marks chains diverged and never returns non-fin
   Problem problem = sp.problem();
   // tau * L >> 2 for the likelihood curvature 1/sigma_y^2.
   std::map<std::string, OptionValue> o{{"chains", int64_t{4}}, {"warm_start_steps", int64_t{0}}, {"step_size", 10.0}};
-  auto out = make_sampler("noise_langevin", o)->run(problem, 4 * 50, seeds(4, 9));
+  auto out = make_sampler("noise_langevin", o)->run(problem, 4 * 50, chain_seeds(4, 9));
   int64_t diverged = 0;
   for (auto d : out.diverged) diverged += d;
   CHECK(diverged == 4);
@@ -185,7 +180,7 @@ TEST_CASE("A diverging step size marks chains diverged and never returns non-fin
   CHECK(out.divergence_message.find("step_size=10") != std::string::npos);
   // A small step on the same problem does not diverge.
   o["step_size"] = 1e-6;
-  auto ok = make_sampler("noise_langevin", o)->run(problem, 4 * 5, seeds(4, 9));
+  auto ok = make_sampler("noise_langevin", o)->run(problem, 4 * 5, chain_seeds(4, 9));
   CHECK(ok.samples.size(0) == 20);
   CHECK(at::isfinite(ok.samples).all().item<bool>());
 }

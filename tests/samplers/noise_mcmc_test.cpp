@@ -9,17 +9,12 @@
 #include "core/rng.h"
 #include "operators/lowrank.h"
 #include "samplers/sampler.h"
+#include "test_util.h"
 
 using namespace psbench;
+using namespace psbench::testing;
 
 namespace {
-const auto kF64 = at::TensorOptions().dtype(at::kDouble);
-
-std::vector<uint64_t> seeds(int64_t n, uint64_t base) {
-  std::vector<uint64_t> s;
-  for (int64_t i = 0; i < n; ++i) s.push_back(derive_seed({base, static_cast<uint64_t>(i)}));
-  return s;
-}
 
 // x = Phi(z) = m + L z with z ~ N(0, I): the Gaussian prior N(m, L L^T) seen through a linear generator.
 class LinearGaussianPrior : public Prior, public Generator {
@@ -80,7 +75,7 @@ TEST_CASE("Noise-space MALA matches the exact Gaussian posterior of a linear gen
   // step_size 0.25: acceptance ~0.65, and ULA at this step is visibly biased.
   std::map<std::string, OptionValue> o{
       {"chains", chains}, {"warm_start_steps", int64_t{0}}, {"step_size", 0.25}, {"burn_in", int64_t{200}}};
-  auto out = make_sampler("noise_mala", o)->run(problem, chains, seeds(chains, 3));
+  auto out = make_sampler("noise_mala", o)->run(problem, chains, chain_seeds(chains, 3));
   REQUIRE(out.samples.size(0) == chains);
   auto [zm, zv] = moment_z_scores(out.samples, gp.post_mean, gp.post_cov);
   const auto& acc = out.trace.at("acceptance");
@@ -92,7 +87,7 @@ TEST_CASE("Noise-space MALA matches the exact Gaussian posterior of a linear gen
   CHECK(mean_acc < 0.95);  // the correction is active: the test would not see a broken accept step otherwise
 
   // Unadjusted Langevin with the same step and chain length: its O(h) bias is detected by the same test.
-  auto ula = make_sampler("noise_langevin", o)->run(problem, chains, seeds(chains, 3));
+  auto ula = make_sampler("noise_langevin", o)->run(problem, chains, chain_seeds(chains, 3));
   auto [uzm, uzv] = moment_z_scores(ula.samples, gp.post_mean, gp.post_cov);
   INFO("ULA: mean z " << uzm << ", variance z " << uzv);
   CHECK(std::max(uzm, uzv) > 4.5);
@@ -104,7 +99,7 @@ TEST_CASE("Noise-space pCN matches the exact Gaussian posterior of a linear gene
   const int64_t chains = 1000;
   auto out = make_sampler("noise_pcn", {{"chains", chains}, {"warm_start_steps", int64_t{0}}, {"beta", 0.4},
                                         {"burn_in", int64_t{300}}})
-                 ->run(problem, chains, seeds(chains, 4));
+                 ->run(problem, chains, chain_seeds(chains, 4));
   REQUIRE(out.samples.size(0) == chains);
   auto [zm, zv] = moment_z_scores(out.samples, gp.post_mean, gp.post_cov);
   const auto& acc = out.trace.at("acceptance");
@@ -127,7 +122,7 @@ TEST_CASE("Dual averaging brings the MALA acceptance rate to its target during b
                                          {"burn_in", burn_in},
                                          {"adapt_steps", burn_in},
                                          {"target_acceptance", 0.574}})
-                 ->run(problem, chains * per_chain, seeds(chains, 8));
+                 ->run(problem, chains * per_chain, chain_seeds(chains, 8));
   const auto& acc = out.trace.at("acceptance");
   const auto& h = out.trace.at("step_size");
   REQUIRE(acc.size() == static_cast<size_t>(burn_in + per_chain));
@@ -151,7 +146,7 @@ TEST_CASE("NFE accounting of noise-space MALA and pCN is exact and warm-up is re
                                        {"thinning", int64_t{2}}, {"step_size", 0.01}};
   const int64_t per_chain = 5, steps = 4 + per_chain * 2;
   auto mala = make_sampler("noise_mala", m);
-  auto out = mala->run(problem, 3 * per_chain, seeds(3, 1));
+  auto out = mala->run(problem, 3 * per_chain, chain_seeds(3, 1));
   CHECK(out.warmup_nfe.forward_backward == 3 * 7 * evals);
   CHECK(out.warmup_nfe.forward == 0);
   CHECK(out.sampling_nfe.forward_backward == 3 * (1 + steps) * evals);  // start + one per proposal
@@ -162,7 +157,7 @@ TEST_CASE("NFE accounting of noise-space MALA and pCN is exact and warm-up is re
 
   m.erase("step_size");
   auto pcn = make_sampler("noise_pcn", m);
-  auto pout = pcn->run(problem, 3 * per_chain, seeds(3, 1));
+  auto pout = pcn->run(problem, 3 * per_chain, chain_seeds(3, 1));
   CHECK(pout.warmup_nfe.forward_backward == 3 * 7 * evals);
   CHECK(pout.sampling_nfe.forward == 3 * (1 + steps) * evals);  // forward passes only
   CHECK(pout.sampling_nfe.forward_backward == 0);
@@ -175,7 +170,7 @@ TEST_CASE("MALA and pCN chains run one at a time or batched give the same sample
   Problem problem = gp.problem();
   std::map<std::string, OptionValue> m{{"chains", int64_t{5}}, {"warm_start_steps", int64_t{3}}, {"step_size", 0.05},
                                        {"burn_in", int64_t{6}}, {"adapt_steps", int64_t{6}}};
-  auto s = seeds(5, 77);
+  auto s = chain_seeds(5, 77);
   auto all = make_sampler("noise_mala", m)->run(problem, 10, s);
   m["batch_size"] = int64_t{2};
   auto split = make_sampler("noise_mala", m)->run(problem, 10, s);
@@ -195,7 +190,7 @@ TEST_CASE("A MALA step size so large that no proposal is accepted marks the chai
   Problem problem = gp.problem();
   std::map<std::string, OptionValue> m{{"chains", int64_t{4}}, {"warm_start_steps", int64_t{0}}, {"step_size", 1e4}};
   auto mala = make_sampler("noise_mala", m);
-  auto out = mala->run(problem, 4 * 20, seeds(4, 5));
+  auto out = mala->run(problem, 4 * 20, chain_seeds(4, 5));
   CHECK(out.diverged == std::vector<uint8_t>(4, 1));
   CHECK(out.samples.size(0) == 0);
   CHECK(out.divergence_message.find("accepted none") != std::string::npos);

@@ -91,7 +91,7 @@ int cmd_evaluate(const std::vector<std::string>& args) {
   return failed > 0 ? 1 : 0;
 }
 
-CommandRegistrar reg({"evaluate", "evaluate RESULTS.h5 [--metrics YAML] [--out FILE]",
+CommandRegistrar reg_evaluate({"evaluate", "evaluate RESULTS.h5 [--metrics YAML] [--out FILE]",
                       "re-score stored posterior samples (store_samples: true) with the current metrics, without "
                       "re-sampling",
                       cmd_evaluate});

@@ -68,7 +68,7 @@ int cmd_train(const std::vector<std::string>& args) {
   return trainers.get(args[0], "trainer").main(std::vector<std::string>(args.begin() + 1, args.end()));
 }
 
-const CommandRegistrar reg({"train", "train KIND [options]",
+const CommandRegistrar reg_train({"train", "train KIND [options]",
                             "train a model psbench ships (classifier, denoiser, consistency...)", cmd_train});
 
 }  // namespace

@@ -150,7 +150,7 @@ int train_classifier(const std::vector<std::string>& args) {
   return 0;
 }
 
-const TrainerRegistrar reg({"classifier",
+const TrainerRegistrar reg_train_classifier({"classifier",
                             "Fashion-MNIST feature classifier for the image metrics (data/models/fmnist_cnn.pt)",
                             train_classifier});
 

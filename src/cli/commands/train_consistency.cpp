@@ -40,7 +40,7 @@ int cmd_train_consistency(const std::vector<std::string>& args) {
   return 0;
 }
 
-const TrainerRegistrar reg({"consistency", "consistency distillation of an EDM denoiser into a one-step generator",
+const TrainerRegistrar reg_train_consistency({"consistency", "consistency distillation of an EDM denoiser into a one-step generator",
                             cmd_train_consistency});
 
 }  // namespace

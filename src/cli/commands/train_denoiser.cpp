@@ -57,7 +57,7 @@ int cmd_train_denoiser(const std::vector<std::string>& args) {
   return 0;
 }
 
-const TrainerRegistrar reg({"denoiser", "EDM denoiser (UNet, EMA weights) on Fashion-MNIST", cmd_train_denoiser});
+const TrainerRegistrar reg_train_denoiser({"denoiser", "EDM denoiser (UNet, EMA weights) on Fashion-MNIST", cmd_train_denoiser});
 
 }  // namespace
 }  // namespace psbench
