@@ -138,7 +138,8 @@ void score_cell(const CellSpec& spec, const Components& c, const std::vector<Mea
 
 }  // namespace
 
-void validate_experiment(const Experiment& ex, PriorCache& priors) {
+void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<int64_t>* planned_nfe) {
+  if (planned_nfe) planned_nfe->clear();
   for (const auto& spec : ex.cells) {
     try {
       auto c = build(spec, priors);
@@ -151,6 +152,7 @@ void validate_experiment(const Experiment& ex, PriorCache& priors) {
                           " but the data have shape " + shape_string(shape));
       c.sampler->check(*c.prior, *model.op);
       const int64_t planned = c.sampler->planned_nfe(spec.samples_per_measurement, *c.prior);
+      if (planned_nfe) planned_nfe->push_back(planned);
       if (spec.nfe_budget > 0 && planned > spec.nfe_budget)
         throw ConfigError("nfe_budget=" + std::to_string(spec.nfe_budget) + " is below the " + std::to_string(planned) +
                           " network evaluations this sampler needs per measurement");

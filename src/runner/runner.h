@@ -42,7 +42,10 @@ std::map<std::string, std::string> provenance(const RunOptions& opts);
 
 // Checks every cell before any work: component construction, divisibility, shapes, NFE budget and
 // metric availability. Throws ConfigError naming the file and the cell.
-void validate_experiment(const Experiment& ex, PriorCache& priors);
+// `planned_nfe`, when given, receives each cell's planned network evaluations per measurement.
+void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<int64_t>* planned_nfe = nullptr);
+// "cell KEY (task ..., prior ..., sampler ...)", as logs and messages name a cell.
+std::string describe(const CellSpec& s);
 
 // Runs one cell; runtime failures and divergences are recorded in the returned record's status.
 CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts);

@@ -434,3 +434,27 @@ TEST_CASE("LGD rejects convention cps with aggregate logmeanexp", "[baselines]")
     CHECK(msg.find("aggregate=logmeanexp") != std::string::npos);
   }
 }
+
+TEST_CASE("pseudo_inverse returns A^+ y K times at no NFE and is a config error where A has none", "[baselines]") {
+  GmmProblem gp(8, 0.1, 1, 4);
+  Problem problem = gp.problem();
+  auto out = make_sampler("pseudo_inverse", {})->run(problem, 3, chain_seeds(3, 1));
+  REQUIRE(out.samples.sizes() == at::IntArrayRef({3, 8}));
+  const auto expect = gp.op.pseudo_inverse(gp.y);
+  for (int64_t k = 0; k < 3; ++k) CHECK(at::allclose(out.samples[k], expect[0], 0, 1e-12));
+  // Not the truth, but it explains y: A A^+ y = y for a full-row-rank A.
+  CHECK(at::allclose(gp.op.forward(out.samples.narrow(0, 0, 1)), gp.y, 1e-9, 1e-9));
+  CHECK(out.sampling_nfe.total() == 0);
+  CHECK(out.warmup_nfe.total() == 0);
+
+  const auto& e = TaskRegistry::instance().get("phase_retrieval", "task");
+  auto task = e.make(resolve_options("phase_retrieval", e.options, {}));
+  auto gen = make_generator(2);
+  auto model = task->build({1, 28, 28}, gen);
+  try {
+    make_sampler("pseudo_inverse", {})->check(gp.gmm, *model.op);
+    FAIL("no error");
+  } catch (const ConfigError& err) {
+    CHECK(std::string(err.what()) == "sampler pseudo_inverse: task 'phase_retrieval' has no pseudo-inverse");
+  }
+}

@@ -27,7 +27,9 @@ int cmd_run(const std::vector<std::string>& args) {
                                 "already in it are skipped, so an interrupted run resumes")(
       "threads,t", po::value(&threads)->default_value(1), "intra-op threads (recorded with results)")(
       "device", po::value(&device)->default_value("cpu"), "cpu or cuda")(
-      "fresh", "delete the results file first instead of resuming");
+      "fresh", "delete the results file first instead of resuming")(
+      "dry-run", "build every cell's components (priors, tasks, samplers, metrics) and list the cells with their "
+                 "planned NFE; run nothing and touch no file");
   po::positional_options_description pos;
   pos.add("experiment", 1);
   auto vm = parse_command_line(args, desc, &pos);
@@ -47,8 +49,18 @@ int cmd_run(const std::vector<std::string>& args) {
   file_attrs[schema::kExperiment] = ex.name;
   file_attrs[schema::kExperimentFile] = experiment;
   PriorCache validation_cache(device);
-  validate_experiment(ex, validation_cache);  // bad input fails before the results file is touched
+  std::vector<int64_t> planned;
+  validate_experiment(ex, validation_cache, &planned);  // bad input fails before the results file is touched
   opts.validated = true;
+  if (vm.count("dry-run")) {
+    for (size_t i = 0; i < ex.cells.size(); ++i)
+      std::cout << "[" << i + 1 << "/" << ex.cells.size() << "] " << describe(ex.cells[i]) << ": "
+                << ex.cells[i].measurements << " measurements x " << ex.cells[i].samples_per_measurement
+                << " samples, planned NFE per measurement " << planned[i] << "\n";
+    std::cout << experiment << ": " << ex.cells.size() << " cells valid (dry run: nothing ran, " << out
+              << " not touched)" << std::endl;
+    return 0;
+  }
   if (vm.count("fresh")) std::filesystem::remove(out);
   if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) std::filesystem::create_directories(parent);
   std::cerr << "psbench: " << ex.cells.size() << " cells from " << experiment << " -> " << out << std::endl;
@@ -59,7 +71,7 @@ int cmd_run(const std::vector<std::string>& args) {
   return sum.failed > 0 ? 1 : 0;
 }
 
-CommandRegistrar reg_run({"run", "run EXPERIMENT.yaml [--out FILE] [--threads N] [--fresh]",
+CommandRegistrar reg_run({"run", "run EXPERIMENT.yaml [--out FILE] [--threads N] [--fresh] [--dry-run]",
                           "run (or resume) an experiment; results go to HDF5", cmd_run});
 
 }  // namespace
