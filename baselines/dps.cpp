@@ -20,8 +20,11 @@ const OptionSchema<GuidedDiffusionOptions>& GuidedDiffusionOptions::dps_schema()
            "zeta' (convention paper: zeta_t = zeta' / ||y - A(x0_hat)||) or the official code's scale")
         .above(0);
     s.choice(&O::convention, "convention", O::Convention::Paper,
-             {{"paper", O::Convention::Paper}, {"code", O::Convention::Code}},
-             "paper: zeta' grad ||r||^2 / ||r||; code: scale grad ||r|| (= zeta' scale/2), per sample");
+             {{"paper", O::Convention::Paper}, {"code", O::Convention::Code}, {"cps", O::Convention::Cps}},
+             "paper: zeta' grad ||r||^2 / ||r||; code: scale grad ||r|| (= zeta' scale/2), per sample; cps: the "
+             "noise-space Langevin paper's code: x0_hat clamped to [-1, 1] and used for the reverse step (DPS-CM: no "
+             "denoiser call), step step_scale * sigma_i * grad ||r|| (LGD: sum over draws, r_t = r_scale sigma / "
+             "sqrt(1 + sigma^2))");
     s.choice(&O::x0_estimate, "x0_estimate", O::X0::Denoiser,
              {{"denoiser", O::X0::Denoiser}, {"consistency", O::X0::Consistency}},
              "x0_hat for the guidance: Tweedie D(x_t, sigma) (DPS-DM) or the consistency function f(x_t, sigma) "
@@ -43,8 +46,11 @@ Needs GuidedDiffusion::needs() const {
 }
 
 int64_t GuidedDiffusion::planned_nfe(int64_t n, const Prior& prior) const {
-  if (o_.x0_estimate == Options::X0::Consistency && prior.consistency())
-    return n * o_.steps * (prior.consistency()->consistency_evaluations() + 1);
+  if (o_.x0_estimate == Options::X0::Consistency && prior.consistency()) {
+    // The stated method also calls D for the reverse step; the cps convention steps with x0_hat.
+    const int64_t reverse_step = o_.convention == Options::Convention::Cps ? 0 : 1;
+    return n * o_.steps * (prior.consistency()->consistency_evaluations() + reverse_step);
+  }
   return n * o_.steps;
 }
 
@@ -67,42 +73,59 @@ Step<GuidedDiffusion::State> GuidedDiffusion::step(State st, const StepContext& 
   const int64_t b = x.size(0);
   auto sig = at::full({b}, s, x.options());
   auto leaf = x.detach().requires_grad_(true);
+  const bool cps = o_.convention == Options::Convention::Cps;
   at::Tensor d_x, x0;
   if (o_.x0_estimate == Options::X0::Consistency) {
-    {
+    if (!cps) {
       at::NoGradGuard no_grad;
       d_x = problem.denoise(leaf.detach(), sig, false, ctx.nfe);
     }
     x0 = problem.consistency(leaf, sig, true, ctx.nfe);
   } else {
     x0 = problem.denoise(leaf, sig, true, ctx.nfe);
-    d_x = x0.detach();
   }
-  // Loss in units of ||y - A(.)||^2: DPS at x0_hat; LGD aggregated over draws around it.
-  at::Tensor loss;
+  if (cps) x0 = x0.clamp(-1.0, 1.0);
+  if (!d_x.defined()) d_x = x0.detach();
+  // Per-row loss. Stated method and DPS's code: L in units of ||y - A(.)||^2, at x0_hat (DPS) or
+  // aggregated over draws around it (LGD). cps: the sum over draws of unsquared norms ||y - A(x0_j)||.
+  const auto sq_residual = [&](const at::Tensor& xs) { return two_s2 * problem.potential(xs); };
+  at::Tensor loss, norm;
   if (o_.mc_draws > 0) {
-    const double r = o_.r_scale * s * sd / std::sqrt(s * s + sd * sd);
+    const double r = cps ? o_.r_scale * s / std::sqrt(1.0 + s * s) : o_.r_scale * s * sd / std::sqrt(s * s + sd * sd);
     auto eps = ctx.rng.normal_block(o_.mc_draws, data);  // [b, m, *data]
     auto draws = (x0.unsqueeze(1) + r * eps).flatten(0, 1);
-    auto l = (two_s2 * problem.potential(draws)).reshape({b, o_.mc_draws});
-    loss = o_.aggregate == Options::Aggregate::Mean
-               ? l.mean(1)
-               : -two_s2 * (at::logsumexp(-l / two_s2, 1) - std::log(static_cast<double>(o_.mc_draws)));
+    auto l = sq_residual(draws).reshape({b, o_.mc_draws});
+    if (cps) {
+      auto norms = l.clamp_min(1e-300).sqrt();
+      loss = norms.sum(1);
+      norm = norms.detach().mean(1);
+    } else {
+      loss = o_.aggregate == Options::Aggregate::Mean
+                 ? l.mean(1)
+                 : -two_s2 * (at::logsumexp(-l / two_s2, 1) - std::log(static_cast<double>(o_.mc_draws)));
+    }
   } else {
-    loss = two_s2 * problem.potential(x0);
+    loss = sq_residual(x0);
+    if (cps) loss = loss.clamp_min(1e-300).sqrt();
   }
   auto grad = torch::autograd::grad({loss.sum()}, {leaf})[0];
-  auto norm = loss.detach().clamp_min(1e-300).sqrt();
-  // paper: zeta' grad L / ||r||; code: scale grad ||r|| = scale grad L / (2 ||r||).
-  const double coef = o_.convention == Options::Convention::Paper ? o_.step_scale : 0.5 * o_.step_scale;
   Shape bshape(static_cast<size_t>(x.dim()), 1);
   bshape[0] = b;
-  auto guidance = coef * grad / norm.reshape(bshape);
+  at::Tensor guidance;
+  if (cps) {
+    if (!norm.defined()) norm = loss.detach();
+    guidance = (o_.step_scale * s) * grad;
+  } else {
+    norm = loss.detach().clamp_min(1e-300).sqrt();
+    // paper: zeta' grad L / ||r||; code: scale grad ||r|| = scale grad L / (2 ||r||).
+    const double coef = o_.convention == Options::Convention::Paper ? o_.step_scale : 0.5 * o_.step_scale;
+    guidance = coef * grad / norm.reshape(bshape);
+  }
   Step<State> out;
   out.info.add("residual_norm", norm);
   out.info.add("guidance_norm", guidance.flatten(1).norm(2, 1));
 
-  // Euler-ancestral step from s to s_next with D(x, s).
+  // Euler-ancestral step from s to s_next with d_x: D(x, s), or x0_hat under the cps convention.
   const double s_up =
       s_next > 0 ? std::min(s_next, std::sqrt(s_next * s_next * (s * s - s_next * s_next) / (s * s))) : 0.0;
   const double s_down = std::sqrt(std::max(0.0, s_next * s_next - s_up * s_up));

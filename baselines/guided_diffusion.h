@@ -6,6 +6,11 @@
 // with L = ||y - A(x0_hat)||^2 (DPS). The x0 estimate is the denoiser's Tweedie mean D(x_t, sigma) ("DPS-DM")
 // or the prior's consistency function f(x_t, sigma) ("DPS-CM"; the ancestral step still uses D).
 // LGD replaces L by an aggregate over m draws x0_hat + r_t eps_j, r_t = r_scale sigma sd / sqrt(sigma^2 + sd^2).
+// convention: cps reproduces the baselines of the noise-space Langevin paper's code instead: x0_hat is
+// clamped to [-1, 1] and is also the x0 of the Euler-ancestral step (so DPS-CM and LGD-CM call only the
+// consistency model), and the step is
+//   x_{i+1} = EulerAncestral(x_i; x0_hat) - zeta sigma_i grad_{x_i} sum_j ||y - A(x0_j)||,
+// with x0_j = x0_hat + r_t eps_j, r_t = r_scale sigma / sqrt(1 + sigma^2) for LGD and x0_j = x0_hat for DPS.
 // Every sample is an independent run (chains = samples); a run of S steps costs S forward+backward
 // evaluations of the x0 estimator (times its evaluations per call) plus, for DPS-CM, S forward passes of D.
 #include <string>
@@ -17,7 +22,10 @@
 namespace psbench {
 
 struct GuidedDiffusionOptions {
-  enum class Convention { Paper, Code };  // paper: zeta' grad L / sqrt(L); code: scale grad sqrt(L)
+  // paper: zeta' grad L / sqrt(L); code: DPS's code, scale grad sqrt(L); cps: the noise-space Langevin
+  // paper's code for its DPS/LGD baselines (x0_hat clamped and used for the reverse step too,
+  // guidance zeta sigma_i grad ||r||, LGD with unsquared norms summed over draws).
+  enum class Convention { Paper, Code, Cps };
   enum class X0 { Denoiser, Consistency };
   enum class Aggregate { Mean, LogMeanExp };
   int64_t steps = 100;

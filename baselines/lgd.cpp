@@ -16,6 +16,11 @@ const OptionSchema<GuidedDiffusionOptions>& GuidedDiffusionOptions::lgd_schema()
     s.choice(&O::aggregate, "aggregate", O::Aggregate::Mean, {{"mean", O::Aggregate::Mean}, {"logmeanexp", O::Aggregate::LogMeanExp}},
              "mean: L = mean_j ||y - A(x0_j)||^2; logmeanexp: L = -2 sigma_y^2 log mean_j exp(-||y - A(x0_j)||^2 / "
              "(2 sigma_y^2)) (LGD-MC)");
+    s.check([](const O& o) -> std::string {
+      if (o.convention == O::Convention::Cps && o.aggregate != O::Aggregate::Mean)
+        return "convention=cps sums unsquared norms over the draws; it takes no aggregate=logmeanexp";
+      return "";
+    });
     return s;
   }();
   return s;

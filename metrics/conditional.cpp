@@ -10,8 +10,12 @@
 namespace psbench {
 namespace {
 
-// ||y - A(x)|| / (sigma_y sqrt(m)), m = dim y: about 1 when the residual looks like the noise (the true
-// x* gives a chi_m / sqrt(m) draw); much larger means the sample ignores y, much smaller over-fits it.
+// ||S (y - A(x))|| / (sigma_y sqrt(m)) over the operator's support S (the entries of y that depend on x;
+// inpainting: the observed pixels), m = |S|: about 1 when the residual looks like the noise (the true x*
+// gives a chi_m / sqrt(m) draw); much larger means the sample ignores y, much smaller over-fits it.
+// Counting entries outside S (pure noise, matched by every sample alike) would pull every sample towards
+// the target: with a fraction p of pixels observed the whole-image value is sqrt(p DC^2 + 1 - p), so a
+// sample at DC = 3 on 20% observed pixels would show 1.6.
 class DataConsistency : public Metric {
  public:
   bool lower_is_better() const override { return true; }
@@ -20,8 +24,14 @@ class DataConsistency : public Metric {
   at::Tensor per_sample(const MetricInput& in, const at::Tensor& images) const override {
     if (!in.op || !(in.sigma_y > 0)) throw std::runtime_error("data_consistency needs the operator and sigma_y > 0");
     at::NoGradGuard no_grad;
-    auto r = (in.op->forward(images) - in.y.unsqueeze(0)).to(at::kDouble).flatten(1);
-    return r.norm(2, 1) / (in.sigma_y * std::sqrt(static_cast<double>(r.size(1))));
+    auto r = (in.op->forward(images) - in.y.unsqueeze(0)).to(at::kDouble);
+    double m = static_cast<double>(r[0].numel());
+    if (const auto support = in.op->output_support(); support.defined()) {
+      const auto s = support.to(r.device(), at::kDouble);
+      r = r * s.unsqueeze(0);
+      m = s.sum().item<double>();
+    }
+    return r.flatten(1).norm(2, 1) / (in.sigma_y * std::sqrt(m));
   }
 };
 
@@ -52,8 +62,9 @@ class ClassifierAccuracy : public Metric {
 };
 
 MetricRegistrar reg_dc({"data_consistency",
-                        "||y - A(x)|| / (sigma_y sqrt(dim y)) per sample, mean over samples; about 1 for a calibrated "
-                        "sampler (target 1, not a direction)",
+                        "||y - A(x)|| / (sigma_y sqrt(m)) over the m entries of y that depend on x (inpainting: "
+                        "observed pixels) per sample, mean over samples; about 1 for a calibrated sampler (target 1, "
+                        "not a direction)",
                         {}, [](const Options&) { return std::make_unique<DataConsistency>(); }});
 MetricRegistrar reg_acc({"classifier_accuracy_fmnist_cnn",
                          "fraction of samples that fmnist_cnn classifies as x*'s true label",

@@ -20,6 +20,7 @@ class MaskOperator : public LinearImageOperator {
   bool has_pseudo_inverse() const override { return true; }
   at::Tensor pseudo_inverse(const at::Tensor& y) const override { return forward(y); }
   const at::Tensor& mask() const { return mask_; }  // float64 [H, W]
+  at::Tensor output_support() const override { return mask_.expand({in_[0], in_[1], in_[2]}); }
 
  private:
   std::string name_;

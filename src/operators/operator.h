@@ -26,6 +26,10 @@ class Operator {
   // A cheap (regularised) inverse used for initialisation and display.
   virtual bool has_pseudo_inverse() const { return false; }
   virtual at::Tensor pseudo_inverse(const at::Tensor& y) const;
+  // The entries of one y that depend on x, as a 0/1 tensor of output_shape (undefined: all of them).
+  // Inpainting's y keeps the image shape, but its unobserved entries are noise alone; measures of fit
+  // to y (data_consistency) count only the support.
+  virtual at::Tensor output_support() const { return {}; }
   // Dense matrix [prod(output_shape), prod(input_shape)] acting on flattened vectors; small problems.
   virtual bool has_matrix() const { return false; }
   virtual at::Tensor matrix() const;

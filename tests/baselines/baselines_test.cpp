@@ -10,17 +10,14 @@
 #include "operators/lowrank.h"
 #include "priors/gmm.h"
 #include "runner/runner.h"
+#include "baselines/guided_diffusion.h"
 #include "samplers/sampler.h"
+#include "test_util.h"
 
 using namespace psbench;
+using namespace psbench::testing;
 
 namespace {
-
-std::vector<uint64_t> seeds(int64_t n, uint64_t base) {
-  std::vector<uint64_t> s;
-  for (int64_t i = 0; i < n; ++i) s.push_back(derive_seed({base, static_cast<uint64_t>(i)}));
-  return s;
-}
 
 // d = 8, `grid`^2 components (grid 5: 25, grid 1: the single Gaussian N(0, I)); a rank-d_y measurement
 // (sigma_y = 0.1) of x* ~ prior. With 25 components the posterior sits on a few of them while the prior
@@ -98,7 +95,7 @@ TEST_CASE("ALMC and DAPS reach the exact posterior of a Gaussian prior and DPS, 
   const Reference s(gp, k);
   for (const auto& [tag, opts] : kSettings) {
     Stopwatch clock;
-    auto out = make_sampler(registry_name(tag), opts)->run(problem, k, seeds(k, 11));
+    auto out = make_sampler(registry_name(tag), opts)->run(problem, k, chain_seeds(k, 11));
     const double secs = clock.seconds();
     REQUIRE(out.samples.size(0) == k);
     const double sw_sampler = sw(out.samples, s.ref);
@@ -122,7 +119,7 @@ TEST_CASE("DPS, DPS-CM, LGD, ALMC and DAPS beat the prior by a clear margin on a
   const Reference s(gp, k);
   for (const auto& [tag, opts] : kSettings) {
     Stopwatch clock;
-    auto out = make_sampler(registry_name(tag), mixture_settings(tag))->run(problem, k, seeds(k, 11));
+    auto out = make_sampler(registry_name(tag), mixture_settings(tag))->run(problem, k, chain_seeds(k, 11));
     const double secs = clock.seconds();
     REQUIRE(out.samples.size(0) >= 95);  // DPS at step 10 loses the odd run to divergence
     REQUIRE(at::isfinite(out.samples).all().item<bool>());
@@ -141,7 +138,7 @@ TEST_CASE("Baseline NFE accounting is exact: S steps and K samples cost S*K eval
   const int64_t k = 6, s = 9;
   SECTION("DPS-DM: S*K forward+backward") {
     auto dps = make_sampler("dps", {{"steps", s}});
-    auto out = dps->run(problem, k, seeds(k, 1));
+    auto out = dps->run(problem, k, chain_seeds(k, 1));
     CHECK(out.sampling_nfe.forward_backward == s * k);
     CHECK(out.sampling_nfe.forward == 0);
     CHECK(out.warmup_nfe.total() == 0);
@@ -150,14 +147,14 @@ TEST_CASE("Baseline NFE accounting is exact: S steps and K samples cost S*K eval
   }
   SECTION("DPS-CM: S*K forward+backward of f (7 each) and S*K forward of D") {
     auto dps = make_sampler("dps", {{"steps", s}, {"x0_estimate", std::string("consistency")}});
-    auto out = dps->run(problem, k, seeds(k, 1));
+    auto out = dps->run(problem, k, chain_seeds(k, 1));
     CHECK(out.sampling_nfe.forward_backward == s * k * 7);
     CHECK(out.sampling_nfe.forward == s * k);
     CHECK(dps->planned_nfe(k, gp.gmm) == out.sampling_nfe.total());
   }
   SECTION("LGD: m draws cost no extra network evaluation") {
     auto lgd = make_sampler("lgd", {{"steps", s}, {"mc_draws", int64_t{5}}});
-    auto out = lgd->run(problem, k, seeds(k, 1));
+    auto out = lgd->run(problem, k, chain_seeds(k, 1));
     CHECK(out.sampling_nfe.forward_backward == s * k);
     CHECK(lgd->planned_nfe(k, gp.gmm) == s * k);
   }
@@ -165,7 +162,7 @@ TEST_CASE("Baseline NFE accounting is exact: S steps and K samples cost S*K eval
     // T = ln(1 + 80^2)/2 = 4.3831; (T - tau) * kappa / delta = (4.3831 - 0.0831) * 0.02 / 0.005 = 17.2 -> 18 steps.
     auto almc =
         make_sampler("almc", {{"delta", 0.005}, {"kappa", 0.02}, {"tau", 0.0831}, {"warm_start_steps", int64_t{3}}});
-    auto out = almc->run(problem, k, seeds(k, 1));
+    auto out = almc->run(problem, k, chain_seeds(k, 1));
     REQUIRE(out.samples.size(0) == k);
     CHECK(out.sampling_nfe.forward == 18 * k);
     CHECK(out.sampling_nfe.forward_backward == 0);
@@ -176,13 +173,13 @@ TEST_CASE("Baseline NFE accounting is exact: S steps and K samples cost S*K eval
   }
   SECTION("DAPS: levels * ode_steps forward evaluations (Euler), levels * (2 ode_steps - 1) with Heun") {
     auto daps = make_sampler("daps", {{"levels", int64_t{5}}, {"ode_steps", int64_t{3}}, {"langevin_steps", int64_t{4}}});
-    auto out = daps->run(problem, k, seeds(k, 1));
+    auto out = daps->run(problem, k, chain_seeds(k, 1));
     CHECK(out.sampling_nfe.forward == 5 * 3 * k);
     CHECK(out.sampling_nfe.forward_backward == 0);
     CHECK(daps->planned_nfe(k, gp.gmm) == 5 * 3 * k);
     auto heun = make_sampler("daps", {{"levels", int64_t{5}}, {"ode_steps", int64_t{3}}, {"langevin_steps", int64_t{4}},
                                       {"ode_solver", std::string("heun")}});
-    auto hout = heun->run(problem, k, seeds(k, 1));
+    auto hout = heun->run(problem, k, chain_seeds(k, 1));
     CHECK(hout.sampling_nfe.forward == 5 * 5 * k);
     CHECK(heun->planned_nfe(k, gp.gmm) == 5 * 5 * k);
   }
@@ -198,9 +195,9 @@ TEST_CASE("Baselines give the same samples batched or one run at a time", "[base
       {"daps", {{"levels", int64_t{4}}, {"langevin_steps", int64_t{3}}, {"ode_steps", int64_t{2}}}}};
   for (auto [name, opts] : cases) {
     INFO(name);
-    auto all = make_sampler(name, opts)->run(problem, 5, seeds(5, 3));
+    auto all = make_sampler(name, opts)->run(problem, 5, chain_seeds(5, 3));
     opts["batch_size"] = int64_t{2};
-    auto split = make_sampler(name, opts)->run(problem, 5, seeds(5, 3));
+    auto split = make_sampler(name, opts)->run(problem, 5, chain_seeds(5, 3));
     REQUIRE(all.samples.size(0) == 5);
     CHECK(at::allclose(all.samples, split.samples, 1e-9, 1e-9));
     CHECK_FALSE(at::allclose(all.samples[0], all.samples[1], 1e-6, 1e-6));
@@ -216,7 +213,7 @@ TEST_CASE("A diverging step size marks baseline runs diverged with a message nam
       {"daps", {{"levels", int64_t{5}}, {"langevin_steps", int64_t{30}}, {"langevin_lr", 100.0}}, "langevin_lr=100"}};
   for (const auto& [name, opts, needle] : cases) {
     INFO(name);
-    auto out = make_sampler(name, opts)->run(problem, 4, seeds(4, 2));
+    auto out = make_sampler(name, opts)->run(problem, 4, chain_seeds(4, 2));
     CHECK(out.diverged == std::vector<uint8_t>(4, 1));
     CHECK(out.samples.size(0) == 0);
     INFO(out.divergence_message);
@@ -280,7 +277,7 @@ TEST_CASE("DPS-CM on a prior without a consistency function and an over-budget b
   CHECK_THROWS_AS(dps_cm->check(prior, gp.op), ConfigError);
   CHECK_NOTHROW(dps_cm->planned_nfe(4, prior));
   Problem problem(prior, gp.op, gp.noise, gp.y);
-  CHECK_THROWS_AS(dps_cm->run(problem, 4, seeds(4, 1)), ConfigError);
+  CHECK_THROWS_AS(dps_cm->run(problem, 4, chain_seeds(4, 1)), ConfigError);
   CHECK_NOTHROW(make_sampler("dps", {{"steps", int64_t{10}}})->check(prior, gp.op));
 }
 
@@ -325,4 +322,110 @@ TEST_CASE("The GMM consistency function is the generator's ODE started at (x, si
   auto both = gfine.consistency()->consistency(at::cat({x10.slice(0, 0, 2), x1.slice(0, 2, 5)}),
                                                at::tensor({10.0, 10.0, 1.0, 1.0, 1.0}, opts));
   CHECK(at::allclose(both, at::cat({f10.slice(0, 0, 2), f1.slice(0, 2, 5)}), 1e-10, 1e-10));
+}
+
+// The cps convention (the noise-space Langevin paper's code for its DPS/LGD baselines), one step against
+// a hand computation on the prior N(0, v I), d = 3, where both x0 estimates are linear in x:
+// D(x, sigma) = a x with a = v / (v + sigma^2) (the exact posterior mean), and the consistency function,
+// the Heun ODE of a zero-mean Gaussian, is f(x, sigma) = c x with c read off f(1, sigma). With x0_hat =
+// clamp(k x) (k = a or c) and r_j = y - A(x0_j):
+//   grad_x sum_j ||r_j|| = -k 1{|k x| < 1} sum_j A^T r_j / ||r_j||,
+//   x' = x + (s_down - s)(x - x0_hat)/s + s_up z - zeta s grad.
+TEST_CASE("DPS and LGD in the cps convention take one step as computed by hand", "[baselines]") {
+  const int64_t d = 3;
+  const double v = 0.25, zeta = 0.7, sigma_y = 0.1;
+  GaussianMixture prior(at::zeros({1, d}, kF64), at::ones({1}, kF64), v, 6);
+  auto gen = make_generator(3);
+  LowRankOperator op(d, 2, gen);
+  const GaussianNoise noise{sigma_y};
+  const at::Tensor y = at::tensor({0.4, -0.3}, kF64);
+  Problem problem(prior, op, noise, y);
+  const int64_t steps = 10, t = 6;  // sigma_6 of 10 Karras steps is about 1: the clamp bites on one pixel
+  const int64_t m = 2;               // LGD draws
+
+  struct Case {
+    std::string name;
+    GuidedDiffusionOptions::X0 x0;
+    int64_t draws;
+  };
+  for (const Case& c : {Case{"DPS-DM", GuidedDiffusionOptions::X0::Denoiser, 0},
+                        Case{"DPS-CM", GuidedDiffusionOptions::X0::Consistency, 0},
+                        Case{"LGD-CM", GuidedDiffusionOptions::X0::Consistency, m}}) {
+    INFO(c.name);
+    auto o = (c.draws ? GuidedDiffusionOptions::lgd_schema() : GuidedDiffusionOptions::dps_schema()).defaults();
+    o.steps = steps;
+    o.step_scale = zeta;
+    o.convention = GuidedDiffusionOptions::Convention::Cps;
+    o.x0_estimate = c.x0;
+    o.mc_draws = c.draws;
+    GuidedDiffusion kernel("dps", o);
+
+    std::vector<at::Generator> gens{make_generator(21), make_generator(22)};
+    std::vector<int64_t> rows{0, 1};
+    ChainRng rng(gens, rows, at::kDouble);
+    NfeCount nfe;
+    StepContext ctx{problem, rng, nfe, 0, t, false, {}};
+    auto state = kernel.init(ctx);
+    const double s = state.sigmas[t], s_next = state.sigmas[t + 1];
+    const auto sig = at::full({2}, s, kF64);
+    const double k = c.x0 == GuidedDiffusionOptions::X0::Denoiser
+                         ? v / (v + s * s)
+                         : prior.consistency()->consistency(at::ones({1, d}, kF64), sig.slice(0, 0, 1))[0][0].item<double>();
+    if (c.x0 == GuidedDiffusionOptions::X0::Consistency) {
+      auto f1 = prior.consistency()->consistency(at::ones({1, d}, kF64), sig.slice(0, 0, 1));
+      REQUIRE(at::allclose(f1, at::full({1, d}, k, kF64), 0, 1e-12));  // isotropic and linear
+    }
+    const auto x = at::tensor({2.0, -0.5, 0.9, -1.5, 0.3, -0.2}, kF64).reshape({2, d}) / k;
+    state.x = x.clone();
+    nfe = NfeCount{};
+    auto stepped = kernel.step(state, ctx);
+
+    // By hand, with the same random numbers drawn in the same order (draws, then the ancestral noise).
+    std::vector<at::Generator> gens2{make_generator(21), make_generator(22)};
+    ChainRng rng2(gens2, rows, at::kDouble);
+    kernel.init(StepContext{problem, rng2, nfe, 0, t, false, {}});  // the initial draw
+    const auto kx = k * x;
+    const auto x0 = kx.clamp(-1.0, 1.0);
+    const auto inside = (kx.abs() < 1.0).to(at::kDouble);
+    at::Tensor grad = at::zeros_like(x);
+    if (c.draws) {
+      const double r = s / std::sqrt(1.0 + s * s);
+      const auto eps = rng2.normal_block(m, {d});
+      for (int64_t j = 0; j < m; ++j) {
+        const auto res = y.unsqueeze(0) - op.forward(x0 + r * eps.select(1, j));
+        grad -= k * inside * op.adjoint(res) / res.norm(2, 1, true);
+      }
+    } else {
+      const auto res = y.unsqueeze(0) - op.forward(x0);
+      grad = -k * inside * op.adjoint(res) / res.norm(2, 1, true);
+    }
+    const double s_up = std::sqrt(s_next * s_next * (s * s - s_next * s_next) / (s * s));
+    const double s_down = std::sqrt(s_next * s_next - s_up * s_up);
+    const auto z = rng2.normal({d});
+    const auto expect = x + (s_down - s) * (x - x0) / s + s_up * z - zeta * s * grad;
+    INFO("got " << stepped.state.x << "\nexpected " << expect);
+    CHECK(at::allclose(stepped.state.x, expect, 1e-10, 1e-12));
+    CHECK(inside.sum().item<double>() == 5);  // one coordinate clamped, its gradient cut
+    // cps steps with x0_hat: DPS-CM and LGD-CM call only the consistency function.
+    const int64_t per_row = c.x0 == GuidedDiffusionOptions::X0::Denoiser ? 1 : prior.consistency()->consistency_evaluations();
+    CHECK(nfe.total() == 2 * per_row);
+    CHECK(kernel.planned_nfe(2, prior) == 2 * steps * per_row);
+  }
+}
+
+TEST_CASE("LGD rejects convention cps with aggregate logmeanexp", "[baselines]") {
+  auto text = [](const std::string& sampler) {
+    return "name: t\nseed: 0\nmeasurements: 1\nsamples_per_measurement: 1\nmetrics: [sliced_wasserstein]\n"
+           "tasks: [{name: gmm_lowrank, d_y: 2}]\npriors: [{name: gmm, dim: 8, ode_steps: 4}]\nsamplers: [" +
+           sampler + "]\n";
+  };
+  CHECK_NOTHROW(parse_experiment_text(text("{name: lgd, convention: cps}"), "ok.yaml"));
+  try {
+    parse_experiment_text(text("{name: lgd, convention: cps, aggregate: logmeanexp}"), "bad.yaml");
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("bad.yaml") != std::string::npos);
+    CHECK(msg.find("logmeanexp") != std::string::npos);
+  }
 }

@@ -16,6 +16,7 @@
 #include "metrics/image_quality.h"
 #include "metrics/metric.h"
 #include "metrics/perceptual.h"
+#include "operators/operator.h"
 #include "operators/operator_test_util.h"
 #include "test_util.h"
 
@@ -271,4 +272,35 @@ TEST_CASE("TorchScript feature and LPIPS networks: outputs equal PyTorch's, fid 
   CHECK_THROWS_AS(make("fid", {}), MetricUnavailable);
   // A TorchScript perceptual network without channel weights is refused for lpips_alex.
   CHECK_THROWS_AS(make("lpips_vgg", {{"network_path", dir + "ts_features.pt"}}), ConfigError);
+}
+
+TEST_CASE("data_consistency counts only the observed pixels of inpainting", "[metrics]") {
+  // 20% of 28x28 pixels observed, sigma_y = 0.1. On the observed pixels the truth leaves a residual of
+  // pure noise (about 1); a sample that ignores y (another test image) is far off there. Over all pixels
+  // the 80% unobserved ones (noise alone for every sample) would pull both values towards 1.
+  const auto& e = TaskRegistry::instance().get("inpaint_random", "task");
+  auto task = e.make(resolve_options("inpaint_random", e.options, {{"observed", 0.2}, {"sigma_y", 0.1}}));
+  auto gen = make_generator(8);
+  const auto x = test_images(0, 2);
+  auto model = task->build({1, 28, 28}, gen);
+  MetricInput in;
+  in.x_true = x[0];
+  in.op = model.op.get();
+  in.sigma_y = model.noise.sigma_y;
+  in.y = model.noise.sample(model.op->forward(x.narrow(0, 0, 1)), gen)[0];
+  const auto& me = MetricRegistry::instance().get("data_consistency", "metric");
+  auto dc = me.make(resolve_options("data_consistency", me.options, {}));
+  const double truth = dc->per_sample(in, x.narrow(0, 0, 1))[0].item<double>();
+  const double other = dc->per_sample(in, x.narrow(0, 1, 1))[0].item<double>();
+  // chi_157 / sqrt(157): 1 +- 0.06; 5 sd either side.
+  CHECK(truth == Approx(1.0).margin(0.3));
+  CHECK(other > 3.0);
+  const auto support = model.op->output_support();
+  REQUIRE(support.defined());
+  CHECK(support.sum().item<double>() == 157);  // round(0.2 * 784)
+  // Over the whole image the same wrong sample would look less than half as far off.
+  const double whole =
+      (model.op->forward(x.narrow(0, 1, 1))[0] - in.y).to(at::kDouble).norm().item<double>() / (0.1 * std::sqrt(784.0));
+  CAPTURE(truth, other, whole);
+  CHECK(whole < 0.5 * other);
 }
