@@ -40,6 +40,7 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
                        CellRecord& rec) {
   const std::string at_mean_suffix = sc::kAtPosteriorMean, best_suffix = sc::kAtBestOfK;
   std::map<std::string, std::vector<double>> values;
+  std::map<std::string, std::string> not_applicable;  // metric -> the first measurement it could not score, why
   for (size_t m = 0; m < ms.size(); ++m) {
     const auto& meas = ms[m];
     std::unique_ptr<ExactPosterior> exact;
@@ -51,7 +52,9 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
     in.op = meas.op;
     in.sigma_y = meas.sigma_y;
     in.label = meas.label;
+    in.chains = meas.chains;
     for (const auto& [name, metric] : metrics) {
+      if (not_applicable.count(name)) continue;
       if (metric->needs_exact_posterior()) {
         if (!exact) exact = prior.exact_posterior(*meas.op, meas.sigma_y, meas.y.unsqueeze(0));
         if (!exact) {
@@ -77,10 +80,23 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
           break;
         }
         case MetricLevel::PerMeasurement: {
-          const double v = metric->compute(in);
+          double v = 0;
+          std::map<std::string, at::Tensor> extra;
+          try {
+            v = metric->compute(in);
+            extra = metric->extra_arrays(in);
+          } catch (const MetricNotApplicable& e) {
+            // One measurement it cannot score: the metric leaves the cell (no partial arrays).
+            not_applicable[name] = sc::measurement_name(static_cast<int64_t>(m)) + ": " + e.what();
+            values.erase(name);
+            const std::string prefix = sc::kMetricArraysGroup + name + "/";
+            for (auto it = rec.arrays.begin(); it != rec.arrays.end();)
+              it = starts_with(it->first, prefix.c_str()) ? rec.arrays.erase(it) : std::next(it);
+            break;
+          }
           check_value(name, v);
           values[name].push_back(v);
-          for (const auto& [suffix, t] : metric->extra_arrays(in))
+          for (const auto& [suffix, t] : extra)
             rec.arrays[sc::kMetricArraysGroup + name + "/" + suffix + "/" +
                        sc::measurement_name(static_cast<int64_t>(m))] = t;
           break;
@@ -126,9 +142,11 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
     }
   }
   for (const auto& [name, v] : values) rec.arrays[sc::kMetricsGroup + name] = as_tensor(v);
-  if (!skipped.empty()) {
+  std::vector<std::string> all_skipped = skipped;
+  for (const auto& [name, why] : not_applicable) all_skipped.push_back(name + ": " + why);
+  if (!all_skipped.empty()) {
     std::string s;
-    for (const auto& m : skipped) s += (s.empty() ? "" : "\n") + m;
+    for (const auto& m : all_skipped) s += (s.empty() ? "" : "\n") + m;
     rec.attributes[sc::kMetricsSkipped] = s;
   }
 }

@@ -37,11 +37,14 @@ struct ScoredMeasurement {
   double sigma_y = 0;
   uint64_t seed = 0;   // the measurement's seed
   int64_t label = -1;
+  int64_t chains = 0;  // live chains behind `samples` (chain-major), 0 = unknown
 };
 
 // Scores every measurement and the whole set and writes metrics/..., metric_arrays/...,
 // metric_spread/... and the metrics' attributes into `rec` (plus metrics_skipped from `skipped`, the
-// defaulted metrics that could not be built, with the reason). Metrics that need an exact posterior
+// metrics that could not be built or do not suit the cell's sampler, with the reason). A metric whose
+// compute() throws MetricNotApplicable for some measurement is left out of the cell altogether (no
+// arrays, no attributes) and the measurement and reason are added to metrics_skipped. Metrics that need an exact posterior
 // ask `prior` for one; when it has none, an explicit metric list (`metrics_explicit`) is a runtime
 // error and a defaulted metric is left out. A NaN value is a runtime error.
 void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& prior, bool metrics_explicit,

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ struct MetricInput {
   double sigma_y = 0;              // its noise level
   int64_t label = -1;              // class of x* when the dataset has labels, else -1
   uint64_t measurement_seed = 0;   // depends on the measurement only: same projections for every sampler
+  // Live (non-diverged) chains behind `samples`, which are chain-major: chain c's j-th kept draw is row
+  // c * N + j, N = K / chains draws per chain. 0 = unknown.
+  int64_t chains = 0;
   // Exact-posterior reference draws already made for this measurement, by count (see reference_draws).
   mutable std::map<int64_t, at::Tensor> reference_cache;
 };
@@ -59,6 +63,17 @@ struct MetricContext {
   std::vector<int64_t> data_shape;  // one x
   bool has_labels = false;
   int64_t samples = 0;              // K per measurement (0 = unknown)
+  // The sampler's chain structure for K samples (Sampler::num_chains): `chains` chains of
+  // `draws_per_chain` kept draws each (1 for samplers that run one chain per sample). 0 = unknown.
+  int64_t chains = 0;
+  int64_t draws_per_chain = 0;
+};
+
+// Thrown by compute() when this measurement's samples cannot be scored by the metric for a reason found
+// only at run time (fewer live chains after divergence than the metric needs, a constant summary): the
+// metric is left out of the cell and the reason recorded in metrics_skipped; never a made-up value.
+struct MetricNotApplicable : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 class Metric {
@@ -71,6 +86,11 @@ class Metric {
   virtual bool needs_exact_posterior() const { return false; }
   // Empty when the metric applies to this data, else why not ("needs images [1, 28, 28]").
   virtual std::string unsupported(const MetricContext&) const { return ""; }
+  // Empty when the sampler's output suits the metric, else why not (MCMC diagnostics of a sampler that
+  // runs one chain per sample). Unlike unsupported(), a property of the cell's sampler rather than of the
+  // data: the cell runs without the metric and records the reason in metrics_skipped, also when the
+  // metric is listed explicitly, so one experiment can ask for chain diagnostics across all samplers.
+  virtual std::string sampler_unsupported(const MetricContext&) const { return ""; }
   // PerMeasurement: one number per measurement.
   virtual double compute(const MetricInput& in) const;
   // PerSample: one score per image of `images` [N, *shape], judged against in.x_true / in.y / in.label.

@@ -159,6 +159,10 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
          "per cell; sd = standard deviation over KID subsets. →v: target value v. Times: warm-up and sampling "
          "per measurement (mean), scoring per cell; peak RSS: the process's peak resident memory during the cell "
          "(models and libraries included).\n";
+  if (metric_names.count("ess_bulk") || metric_names.count("ess_tail") || metric_names.count("rhat") ||
+      metric_names.count("iat"))
+    out += "MCMC diagnostics (ess_bulk, ess_tail, rhat, iat): per measurement the worst over the likelihood potential "
+           "and fixed random projections of the chains (smallest ESS, largest R-hat and autocorrelation time).\n";
   std::set<std::string> networks;
   for (const auto& c : cells)
     for (const auto& [k, v] : c.attributes)
@@ -173,6 +177,28 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
     out += "\nWarnings:\n";
     for (const auto& w : warnings) out += "- ⚠ " + w + "\n";
   }
+  // Metrics a cell could not compute (— in its column), e.g. chain diagnostics of a one-draw-per-chain sampler.
+  // Lines are "<metric>: <reason>"; metrics of a cell with the same reason share a line.
+  std::string not_computed;
+  for (const auto& c : cells) {
+    if (!c.has_attr(sc::kMetricsSkipped)) continue;
+    const std::string& all = c.attr(sc::kMetricsSkipped);
+    std::vector<std::pair<std::string, std::string>> by_reason;  // reason -> metrics, in order of appearance
+    for (size_t start = 0; start < all.size();) {
+      const size_t end = std::min(all.find('\n', start), all.size());
+      const std::string line = all.substr(start, end - start);
+      start = end + 1;
+      const size_t colon = line.find(": ");
+      const std::string metric = colon == std::string::npos ? line : line.substr(0, colon);
+      const std::string reason = colon == std::string::npos ? "" : line.substr(colon + 2);
+      auto it = std::find_if(by_reason.begin(), by_reason.end(), [&](const auto& r) { return r.first == reason; });
+      if (it == by_reason.end()) by_reason.push_back({reason, metric});
+      else it->second += ", " + metric;
+    }
+    for (const auto& [reason, names] : by_reason)
+      not_computed += "- " + c.key.substr(0, 8) + ", " + names + (reason.empty() ? "" : ": " + reason) + "\n";
+  }
+  if (!not_computed.empty()) out += "\nMetrics not computed:\n" + not_computed;
   return out;
 }
 

@@ -69,6 +69,8 @@ Components build(const CellSpec& spec, PriorCache& priors) {
   ctx.data_shape = c.dataset->shape(*c.prior);
   ctx.has_labels = c.dataset->has_labels();
   ctx.samples = spec.samples_per_measurement;
+  ctx.chains = c.sampler->num_chains(spec.samples_per_measurement);
+  ctx.draws_per_chain = ctx.chains > 0 ? spec.samples_per_measurement / ctx.chains : 0;
   for (const auto& m : spec.metrics) {
     std::unique_ptr<Metric> metric;
     try {
@@ -85,6 +87,12 @@ Components build(const CellSpec& spec, PriorCache& priors) {
     if (auto why = metric->unsupported(ctx); !why.empty()) {
       if (spec.metrics_explicit) throw ConfigError("metric " + m.component() + " " + why);
       continue;  // a defaulted metric for other data (image metrics on vectors): not an event worth keeping
+    }
+    if (auto why = metric->sampler_unsupported(ctx); !why.empty()) {
+      // Chain diagnostics of a one-draw-per-chain sampler: recorded, and never an error, so that one
+      // experiment can ask for them across samplers.
+      c.skipped_metrics.push_back(m.component() + ": " + why);
+      continue;
     }
     c.metrics.push_back({m, std::move(metric)});
   }
@@ -109,6 +117,7 @@ struct Measurement {
   MeasurementModel model;
   uint64_t seed = 0;
   int64_t label = -1;
+  int64_t chains = 0;  // live chains behind `samples`
 };
 
 // The measurement's ground truth, operator and y: depends on (seed, task, dataset[, prior], m) only.
@@ -132,7 +141,7 @@ void score_cell(const CellSpec& spec, const Components& c, const std::vector<Mea
   std::vector<ScoredMeasurement> scored;
   for (const auto& meas : ms)
     scored.push_back({meas.x_true, meas.y, meas.samples, meas.model.op.get(), meas.model.noise.sigma_y, meas.seed,
-                      meas.label});
+                      meas.label, meas.chains});
   aggregate_metrics(metrics, *c.prior, spec.metrics_explicit, scored, c.skipped_metrics, rec);
 }
 
@@ -227,6 +236,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
         continue;
       }
       meas.samples = out.samples;
+      meas.chains = n_chains - ndiv;
       ms.push_back(std::move(meas));
     }
     rec.arrays[schema::kXTrue] = at::stack(xs);
@@ -289,6 +299,10 @@ CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* me
     meas.x_true = xs[m].to(c.prior->dtype());
     meas.y = ys[m].to(c.prior->dtype());
     meas.samples = it->second.to(c.prior->dtype());
+    // Live chains as when the cell ran: the stored chain count less that measurement's diverged chains.
+    const auto dv = stored.arrays.find(schema::kChainsDiverged);
+    if (stored.has_attr(schema::kChains) && dv != stored.arrays.end() && m < dv->second.numel())
+      meas.chains = std::stoll(stored.attr(schema::kChains)) - dv->second[m].item<int64_t>();
     ms.push_back(std::move(meas));
   }
   drop_metric_entries(rec);
