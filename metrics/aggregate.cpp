@@ -121,7 +121,14 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
     if (metric->level() == MetricLevel::PerSet && !ms.empty()) {
       for (const auto& [label, input] : {std::pair<std::string, const SetInput*>{name, &pooled},
                                          std::pair<std::string, const SetInput*>{name + at_mean_suffix, &means}}) {
-        const SetValue v = metric->compute_set(*input);
+        SetValue v;
+        try {
+          v = metric->compute_set(*input);
+        } catch (const MetricNotApplicable& e) {
+          // Too few points for this set (e.g. one posterior mean per measurement in a one-measurement cell).
+          not_applicable[label] = e.what();
+          continue;
+        }
         check_value(label, v.value);
         values[label].push_back(v.value);
         if (!std::isnan(v.spread)) rec.arrays[sc::kMetricSpreadGroup + label] = as_tensor(std::vector<double>{v.spread});

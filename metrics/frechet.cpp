@@ -34,7 +34,7 @@ class SetDistance : public Metric {
     SetValue v;
     if (kid_) {
       if (fa.size(0) < 2 || fb.size(0) < 2)
-        throw std::runtime_error("kid needs at least 2 samples and 2 reference images (got " +
+        throw MetricNotApplicable("kid needs at least 2 samples and 2 reference images (got " +
                                  std::to_string(fa.size(0)) + " and " + std::to_string(fb.size(0)) + ")");
       auto k = kid(fa, fb, subsets_, subset_size_, in.seed);
       v.value = k.mean;
@@ -43,7 +43,7 @@ class SetDistance : public Metric {
         v.warning = "KID from subsets of " + std::to_string(k.subset_size) + " points: high variance";
     } else {
       if (fa.size(0) < 2 || fb.size(0) < 2)
-        throw std::runtime_error("the Fréchet distance needs at least 2 samples and 2 reference images (got " +
+        throw MetricNotApplicable("the Fréchet distance needs at least 2 samples and 2 reference images (got " +
                                  std::to_string(fa.size(0)) + " and " + std::to_string(fb.size(0)) + ")");
       v.value = frechet_distance(fa, fb);
       v.warning = frechet_sample_warning(fa.size(0), fb.size(0), fa.size(1));

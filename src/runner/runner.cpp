@@ -99,10 +99,6 @@ Components build(const CellSpec& spec, PriorCache& priors) {
   return c;
 }
 
-std::string describe(const CellSpec& s) {
-  return "cell " + s.key() + " (task " + s.task.component() + ", prior " + s.prior.component() + ", sampler " +
-         s.sampler.component() + ")";
-}
 
 at::Tensor as_tensor(const std::vector<double>& v) {
   return at::tensor(v, at::TensorOptions().dtype(at::kDouble));
@@ -146,6 +142,11 @@ void score_cell(const CellSpec& spec, const Components& c, const std::vector<Mea
 }
 
 }  // namespace
+
+std::string describe(const CellSpec& s) {
+  return "cell " + s.key() + " (task " + s.task.component() + ", prior " + s.prior.component() + ", sampler " +
+         s.sampler.component() + ")";
+}
 
 void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<int64_t>* planned_nfe) {
   if (planned_nfe) planned_nfe->clear();

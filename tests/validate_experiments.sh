@@ -1,0 +1,20 @@
+#!/bin/sh
+# Every experiment file under experiments/ must validate: `psbench run --dry-run` builds each cell's
+# components (priors and their model files, tasks, samplers with their capability checks, metrics) and
+# must leave no results file behind.
+set -u
+psbench=$1
+root=$2
+cd "$root" || exit 1
+status=0
+out=$(mktemp -d)
+for f in $(find experiments -name '*.yaml' | sort); do
+  if ! "$psbench" run "$f" --dry-run --out "$out/x.h5" > "$out/log" 2>&1; then
+    echo "FAILED: $f"; cat "$out/log"; status=1
+  else
+    tail -n 1 "$out/log"
+  fi
+  if [ -e "$out/x.h5" ]; then echo "FAILED: $f: --dry-run wrote $out/x.h5"; status=1; fi
+done
+rm -rf "$out"
+exit $status

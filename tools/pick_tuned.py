@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""Pick each sampler's tuned setting from a tuning sweep (experiments/fashion/tune_fidelity.yaml) and,
+optionally, write the Fashion-MNIST table experiments that use exactly those settings.
+
+Rule (docs/TUNING.md): per task and sampler family (sampler name, x0 estimate, consistency steps of the
+prior), among the swept settings whose cell finished `ok` on every training image, take the one with the
+highest mean per-sample PSNR; a family whose settings all diverged or failed has no pick and is reported.
+
+Usage:
+  /usr/bin/python3 tools/pick_tuned.py results/fashion_tune_fidelity.h5                 # markdown table
+  /usr/bin/python3 tools/pick_tuned.py results/fashion_tune_fidelity.h5 --write experiments/fashion
+Reads the file with h5py (Debian's python3-h5py, python3-yaml). --write refuses a task whose sweep is
+incomplete (every family of the tuning file must have all its settings stored) and says which.
+"""
+import argparse
+import collections
+import os
+import sys
+
+import h5py
+import numpy as np
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import psbench_schema as S  # noqa: E402  (mirror of src/store/schema.h)
+
+# Options that never distinguish a tuned setting (execution only).
+IGNORED = {"batch_size", "divergence_threshold"}
+# The swept, step-size-like option of each sampler (ALMC's kappa moves with delta: see the tuning file).
+SWEPT = {"noise_langevin": ("step_size",), "noise_mala": ("step_size",), "noise_pcn": ("beta",),
+         "dps": ("step_scale",), "lgd": ("step_scale",), "almc": ("delta", "kappa"), "daps": ("langevin_lr",)}
+
+
+def family(cfg):
+    s = cfg["sampler"]
+    name = s["name"]
+    if name in ("dps", "lgd"):
+        name += "-cm" if s.get("x0_estimate") == "consistency" else "-dm"
+    return (name, int(cfg["prior"].get("steps", 1)))
+
+
+def task_label(task):
+    return task["name"]
+
+
+def load(path):
+    """{task: {family: [ (setting dict, full sampler config, psnr mean, psnr se, status, extra) ]}}"""
+    out = collections.OrderedDict()
+    tasks = {}
+    with h5py.File(path, "r") as f:
+        cells = f[S.CELLS_GROUP]
+        for key in sorted(cells.keys(), key=lambda k: int(cells[k].attrs.get(S.CELL_INDEX, 0))):
+            c = cells[key]
+            cfg = yaml.safe_load(c.attrs[S.CONFIG])
+            t = task_label(cfg["task"])
+            tasks[t] = cfg["task"]
+            fam = family(cfg)
+            s = cfg["sampler"]
+            setting = {k: s[k] for k in SWEPT[s["name"]]}
+            status = c.attrs[S.STATUS]
+            row = {"setting": setting, "sampler": {k: v for k, v in s.items() if k not in IGNORED},
+                   "prior": cfg["prior"], "status": status}
+            if status == S.STATUS_OK:
+                for m in ("psnr", "psnr@posterior_mean", "data_consistency"):
+                    if S.METRICS_GROUP + m in c:
+                        v = np.asarray(c[S.METRICS_GROUP + m], dtype=float)
+                        row[m] = (v.mean(), v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan"))
+                row["nfe"] = sum(float(np.asarray(c[n]).mean()) for n in
+                                 (S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD, S.NFE_CHAIN_FORWARD,
+                                  S.NFE_CHAIN_FORWARD_BACKWARD))
+            else:
+                row["message"] = c.attrs.get(S.MESSAGE, "")
+            out.setdefault(t, collections.OrderedDict()).setdefault(fam, []).append(row)
+    return out, tasks
+
+
+def pick(rows):
+    ok = [r for r in rows if r["status"] == S.STATUS_OK and "psnr" in r]
+    return max(ok, key=lambda r: r["psnr"][0]) if ok else None
+
+
+def fmt(ms):
+    return f"{ms[0]:.2f} ± {ms[1]:.2f}" if ms else "—"
+
+
+def print_tables(data):
+    for t, fams in data.items():
+        print(f"### {t}\n")
+        print("| sampler (consistency steps) | setting | status | PSNR | PSNR of the posterior mean | data consistency | NFE |")
+        print("|---|---|---|---|---|---|---|")
+        for fam, rows in fams.items():
+            best = pick(rows)
+            for r in rows:
+                mark = " **←**" if r is best else ""
+                setting = ", ".join(f"{k}={v}" for k, v in r["setting"].items())
+                status = r["status"] if r["status"] == S.STATUS_OK else f"{r['status']}: {r.get('message', '')[:80]}"
+                print(f"| {fam[0]} ({fam[1]}) | {setting}{mark} | {status} | {fmt(r.get('psnr'))} | "
+                      f"{fmt(r.get('psnr@posterior_mean'))} | {fmt(r.get('data_consistency'))} | "
+                      f"{r.get('nfe', float('nan')):.0f} |")
+        print()
+
+
+def write_experiments(data, tasks, tune_file, out_dir):
+    with open(tune_file) as fh:
+        tune = yaml.safe_load(fh)
+    expected = collections.Counter()
+    for block in tune["grids"]:
+        for p in block["priors"]:
+            for s in block["samplers"]:
+                n = 1
+                for v in s.values():
+                    if isinstance(v, list):
+                        n *= len(v)
+                name = s["name"]
+                if name in ("dps", "lgd"):
+                    name += "-cm" if s.get("x0_estimate") == "consistency" else "-dm"
+                expected[(name, int(p.get("steps", 1)))] += n
+    complete, missing = [], []
+    for t, fams in data.items():
+        have = {fam: len(rows) for fam, rows in fams.items()}
+        lacking = [f"{f[0]}({f[1]})" for f, n in expected.items() if have.get(f, 0) < n]
+        (missing if lacking else complete).append((t, lacking))
+    for t in tasks:
+        if t not in data:
+            missing.append((t, ["all"]))
+    grids = []
+    for t, _ in complete:
+        by_steps = collections.defaultdict(list)
+        for fam, rows in data[t].items():
+            best = pick(rows)
+            if best is None:
+                print(f"note: {t}: {fam[0]} ({fam[1]}) has no setting that finished ok; left out of the tables",
+                      file=sys.stderr)
+                continue
+            by_steps[fam[1]].append(best["sampler"])
+        for steps, samplers in sorted(by_steps.items()):
+            grids.append({"tasks": [tasks[t]], "priors": [{"name": "consistency", "steps": steps}],
+                          "samplers": samplers})
+        if tasks[t]["name"] != "phase_retrieval":
+            grids.append({"tasks": [tasks[t]], "priors": [{"name": "consistency", "steps": 1}],
+                          "samplers": ["pseudo_inverse"]})
+    if missing:
+        print("tuning incomplete for: " + "; ".join(f"{t} ({', '.join(l)})" for t, l in missing), file=sys.stderr)
+    if not complete:
+        print("no task has a complete sweep: nothing written", file=sys.stderr)
+        return 1
+    metrics = ["psnr", "ssim", "perceptual_fmnist_cnn", "data_consistency",
+               {"name": "fd_fmnist_cnn", "reference": "fashion_mnist_test"}]
+    tables = {
+        "fidelity": dict(measurements=100, samples=10, metrics=metrics + ["ess_bulk", "ess_tail", "rhat", "iat"]),
+        "diversity": dict(measurements=20, samples=25,
+                          metrics=metrics + ["diversity_perceptual_fmnist_cnn", "pixel_std", "vendi_fmnist_cnn",
+                                             "diversity_score_fmnist_cnn"]),
+    }
+    for name, t in tables.items():
+        ex = {"name": f"fashion_{name}", "seed": 0, "measurements": t["measurements"],
+              "samples_per_measurement": t["samples"], "metrics": t["metrics"],
+              "datasets": [{"name": "fashion_mnist", "split": "test"}], "grids": grids}
+        path = os.path.join(out_dir, f"{name}.yaml")
+        with open(path, "w") as fh:
+            fh.write(f"# GENERATED by tools/pick_tuned.py from {os.path.basename(tune_file)}'s results: the settings\n"
+                     "# are the tuned ones (rule in docs/TUNING.md), on the TEST split. Regenerate, do not edit.\n")
+            if missing:
+                fh.write("# Tasks left out (their tuning sweep was incomplete): " +
+                         ", ".join(t for t, _ in missing) + "\n")
+            yaml.safe_dump(ex, fh, sort_keys=False, default_flow_style=None, width=110)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--write", metavar="DIR", help="write DIR/fidelity.yaml and DIR/diversity.yaml")
+    ap.add_argument("--tune-file", default="experiments/fashion/tune_fidelity.yaml")
+    args = ap.parse_args()
+    data, tasks = load(args.results)
+    print_tables(data)
+    if args.write:
+        return write_experiments(data, tasks, args.tune_file, args.write)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
