@@ -1,4 +1,5 @@
 #include "runner/experiment.h"
+#include "runner/variables.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -237,12 +238,12 @@ Experiment parse_experiment_text(const std::string& text, const std::string& pat
   return ex;
 }
 
-Experiment load_experiment(const std::string& path) {
+Experiment load_experiment(const std::string& path, const std::map<std::string, std::string>& vars) {
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot open experiment file");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_experiment_text(ss.str(), path);
+  return parse_experiment_text(expand_variables(ss.str(), path, vars), path);
 }
 
 std::string CellSpec::canonical() const {

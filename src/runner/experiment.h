@@ -2,6 +2,7 @@
 // Experiment files: YAML grids of tasks x datasets x priors x samplers; every option given as a list is
 // swept and the cartesian product gives the cells.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,8 @@ struct Experiment {
 };
 
 // Throws ConfigError naming the file, the key and the offending value.
-Experiment load_experiment(const std::string& path);
+// ${NAME} references are expanded first (runner/variables.h): `vars`, then the environment.
+Experiment load_experiment(const std::string& path, const std::map<std::string, std::string>& vars = {});
 Experiment parse_experiment_text(const std::string& text, const std::string& path);
 
 // The CellSpec of a stored cell's resolved configuration (CellSpec::yaml), against the current registries

@@ -10,6 +10,7 @@
 #include "core/errors.h"
 #include "runner/experiment.h"
 #include "runner/runner.h"
+#include "runner/variables.h"
 #include "store/result_store.h"
 #include "store/schema.h"
 
@@ -20,6 +21,7 @@ namespace po = boost::program_options;
 int cmd_run(const std::vector<std::string>& args) {
   po::options_description desc("psbench run EXPERIMENT.yaml [options]");
   std::string experiment, out, device;
+  std::vector<std::string> vars;
   int threads = 1;
   desc.add_options()("help,h", "show this help")(
       "experiment", po::value(&experiment), "experiment YAML file")(
@@ -28,6 +30,8 @@ int cmd_run(const std::vector<std::string>& args) {
       "threads,t", po::value(&threads)->default_value(1), "intra-op threads (recorded with results)")(
       "device", po::value(&device)->default_value("cpu"), "cpu or cuda")(
       "fresh", "delete the results file first instead of resuming")(
+      "var", po::value<std::vector<std::string>>(&vars)->composing(),
+      "NAME=VALUE: the value of ${NAME} in the experiment file (repeatable; else the environment variable NAME)")(
       "dry-run", "build every cell's components (priors, tasks, samplers, metrics) and list the cells with their "
                  "planned NFE; run nothing and touch no file");
   po::positional_options_description pos;
@@ -39,7 +43,9 @@ int cmd_run(const std::vector<std::string>& args) {
   if (device != "cpu" && device != "cuda") throw UsageError("run: --device must be cpu or cuda, got '" + device + "'");
   if (device == "cuda" && !at::hasCUDA()) throw UsageError("run: --device cuda, but this LibTorch build has no CUDA device");
   at::set_num_threads(threads);
-  auto ex = load_experiment(experiment);
+  Variables variables;
+  for (const auto& v : vars) variables.insert(parse_variable_assignment(v));
+  auto ex = load_experiment(experiment, variables);
   if (out.empty()) out = "results/" + ex.name + ".h5";
   RunOptions opts;
   opts.threads = threads;
@@ -71,7 +77,7 @@ int cmd_run(const std::vector<std::string>& args) {
   return sum.failed > 0 ? 1 : 0;
 }
 
-CommandRegistrar reg_run({"run", "run EXPERIMENT.yaml [--out FILE] [--threads N] [--fresh] [--dry-run]",
+CommandRegistrar reg_run({"run", "run EXPERIMENT.yaml [--out FILE] [--threads N] [--fresh] [--dry-run] [--var NAME=VALUE ...]",
                           "run (or resume) an experiment; results go to HDF5", cmd_run});
 
 }  // namespace
