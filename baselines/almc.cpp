@@ -90,6 +90,22 @@ class Almc {
     return prior.denoiser() ? n * anneal_steps(start_time(*prior.denoiser())) : 0;
   }
 
+  // Budget rule: N = floor(B / K) annealing steps (phase 1 calls no network), kappa = N delta / (T - tau)
+  // (delta, the step size, kept).
+  BudgetFit fit_budget(int64_t budget, int64_t n, const Prior& prior) const {
+    const int64_t steps = budget / n;
+    if (steps < 1) throw ConfigError(budget_error("almc", budget, n, "one annealing step per run costs " + std::to_string(n)));
+    const double t = start_time(*prior.denoiser());
+    Options fitted = o_;
+    fitted.kappa = static_cast<double>(steps) * o_.delta / (t - o_.tau);
+    // ceil((T - tau) kappa / delta) must give exactly N: step kappa by ulps against rounding.
+    while (Almc(fitted).anneal_steps(t) > steps) fitted.kappa = std::nextafter(fitted.kappa, 0.0);
+    while (Almc(fitted).anneal_steps(t) < steps) fitted.kappa = std::nextafter(fitted.kappa, 1e300);
+    return {{{"kappa", fitted.kappa}},
+            "N = floor(B / K) = floor(" + std::to_string(budget) + " / " + std::to_string(n) + ") = " +
+                std::to_string(steps) + " annealing steps: kappa = N delta / (T - tau) = " + format_value(fitted.kappa)};
+  }
+
   State init(const StepContext& ctx) const {
     const auto& den = ctx.problem.denoiser("almc");
     State s;
@@ -164,7 +180,8 @@ class Almc {
 SamplerRegistrar reg_almc(kernel_entry<Almc>(
     "almc",
     "annealed Langevin Monte Carlo (Parulekar et al. 2025): Langevin on N(0, I) tilted by the likelihood, then one "
-    "Langevin step per decrement of OU time on p_t(x) exp(-R(x)), t(sigma) = ln(1 + sigma^2)/2; one run per sample"));
+    "Langevin step per decrement of OU time on p_t(x) exp(-R(x)), t(sigma) = ln(1 + sigma^2)/2; one run per sample. "
+    "Budget B per measurement: N = floor(B / K) annealing steps, kappa = N delta / (T - tau)"));
 
 }  // namespace
 }  // namespace psbench

@@ -78,6 +78,19 @@ class Daps {
   std::vector<Phase> phases(int64_t, const Prior&) const { return {Phase::of("level", o_.levels, false, Keep::Last)}; }
   int64_t planned_nfe(int64_t n, const Prior&) const { return n * o_.levels * evals_per_level(); }
 
+  // Budget rule: levels = floor(B / (K e)), e = evaluations of one level's ODE (ode_steps, Heun 2 ode_steps - 1);
+  // ode_steps and langevin_steps (no network call) kept.
+  BudgetFit fit_budget(int64_t budget, int64_t n, const Prior&) const {
+    const int64_t e = evals_per_level(), lv = budget / (n * e);
+    if (lv < 1)
+      throw ConfigError(budget_error("daps", budget, n, "one level of each of the " + std::to_string(n) +
+                                                            " runs costs " + std::to_string(n * e) + " (ode_steps=" +
+                                                            std::to_string(o_.ode_steps) + ")"));
+    return {{{"levels", lv}},
+            "levels = floor(B / (K e)) = floor(" + std::to_string(budget) + " / (" + std::to_string(n) + " x " +
+                std::to_string(e) + ")) = " + std::to_string(lv)};
+  }
+
   State init(const StepContext& ctx) const {
     const auto& den = ctx.problem.denoiser("daps");
     State s;
@@ -148,7 +161,8 @@ class Daps {
 SamplerRegistrar reg_daps(kernel_entry<Daps>(
     "daps",
     "DAPS (Zhang et al. 2024): per noise level, x0_hat by a short probability-flow ODE, Langevin on "
-    "N(x0; x0_hat, r^2 I) exp(-R(x0)), re-noise to the next level; one run per sample"));
+    "N(x0; x0_hat, r^2 I) exp(-R(x0)), re-noise to the next level; one run per sample. Budget B per measurement: levels = floor(B / (K e)), e = "
+    "ODE evaluations per level (ode_steps, Heun 2 ode_steps - 1); ode_steps and langevin_steps kept"));
 
 }  // namespace
 }  // namespace psbench

@@ -45,13 +45,29 @@ Needs GuidedDiffusion::needs() const {
   return n;
 }
 
-int64_t GuidedDiffusion::planned_nfe(int64_t n, const Prior& prior) const {
+int64_t GuidedDiffusion::evaluations_per_step(const Prior& prior) const {
   if (o_.x0_estimate == Options::X0::Consistency && prior.consistency()) {
     // The stated method also calls D for the reverse step; the cps convention steps with x0_hat.
     const int64_t reverse_step = o_.convention == Options::Convention::Cps ? 0 : 1;
-    return n * o_.steps * (prior.consistency()->consistency_evaluations() + reverse_step);
+    return prior.consistency()->consistency_evaluations() + reverse_step;
   }
-  return n * o_.steps;
+  return 1;  // LGD's draws around x0_hat cost no network call
+}
+
+int64_t GuidedDiffusion::planned_nfe(int64_t n, const Prior& prior) const {
+  return n * o_.steps * evaluations_per_step(prior);
+}
+
+BudgetFit GuidedDiffusion::fit_budget(int64_t budget, int64_t n, const Prior& prior) const {
+  const int64_t c = evaluations_per_step(prior);
+  const int64_t steps = budget / (n * c);
+  if (steps < 1)
+    throw ConfigError(budget_error(name_, budget, n, "one step of each of the " + std::to_string(n) + " runs costs " +
+                                                         std::to_string(n * c) + " (" + std::to_string(c) +
+                                                         " per step and run)"));
+  return {{{"steps", steps}},
+          "steps = floor(B / (K c)) = floor(" + std::to_string(budget) + " / (" + std::to_string(n) + " x " +
+              std::to_string(c) + ")) = " + std::to_string(steps)};
 }
 
 GuidedDiffusion::State GuidedDiffusion::init(const StepContext& ctx) const {
@@ -153,7 +169,8 @@ namespace {
 SamplerRegistrar reg_dps(kernel_entry<GuidedDiffusion>(
     "dps",
     "DPS: Euler-ancestral reverse diffusion with a gradient step on ||y - A(x0_hat)|| (x0_hat from the denoiser, or "
-    "the consistency function: DPS-CM); one run per sample",
+    "the consistency function: DPS-CM); one run per sample. Budget B per measurement: steps = floor(B / (K c)), c = "
+    "evaluations per step (1; DPS-CM: consistency_evaluations + 1, + 0 under convention cps)",
     GuidedDiffusionOptions::dps_schema(), [](const GuidedDiffusionOptions& o) { return GuidedDiffusion("dps", o); }));
 }  // namespace
 

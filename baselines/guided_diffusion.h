@@ -56,6 +56,9 @@ class GuidedDiffusion {
   int64_t chains(int64_t n) const { return n; }
   std::vector<Phase> phases(int64_t, const Prior&) const { return {Phase::of("reverse diffusion", o_.steps, false, Keep::Last)}; }
   int64_t planned_nfe(int64_t n, const Prior& prior) const;
+  // Budget rule: steps = floor(B / (K c)), c = the network evaluations of one step (1 for DPS-DM and LGD,
+  // consistency_evaluations + 1 for DPS-CM, + 0 under convention cps).
+  BudgetFit fit_budget(int64_t budget, int64_t n, const Prior& prior) const;
   State init(const StepContext& ctx) const;
   State enter(State s, const StepContext&) const { return s; }
   Step<State> step(State s, const StepContext& ctx) const;
@@ -64,6 +67,7 @@ class GuidedDiffusion {
   std::string divergence(const StepContext& ctx) const;
 
  private:
+  int64_t evaluations_per_step(const Prior& prior) const;
   std::string name_;
   Options o_;
 };

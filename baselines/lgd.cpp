@@ -28,7 +28,8 @@ const OptionSchema<GuidedDiffusionOptions>& GuidedDiffusionOptions::lgd_schema()
 
 namespace {
 SamplerRegistrar reg_lgd(kernel_entry<GuidedDiffusion>(
-    "lgd", "LGD: DPS with the guidance loss averaged over m draws N(x0_hat, r_t^2 I); one run per sample",
+    "lgd", "LGD: DPS with the guidance loss averaged over m draws N(x0_hat, r_t^2 I); one run per sample. Budget B per "
+    "measurement: steps = floor(B / (K c)), c as DPS (the draws cost nothing)",
     GuidedDiffusionOptions::lgd_schema(), [](const GuidedDiffusionOptions& o) { return GuidedDiffusion("lgd", o); }));
 }  // namespace
 

@@ -119,6 +119,7 @@ std::vector<int64_t> parse_int_list(const YAML::Node& n, const std::string& key,
 }
 
 const std::set<std::string> kTopKeys = {"name", "seed", "measurements", "samples_per_measurement", "nfe_budget",
+                                        "budget_mode", "nfe_budget_per",
                                         "store_samples", "tasks", "datasets", "priors", "samplers", "metrics",
                                         "grids", "description"};
 const std::set<std::string> kGridKeys = {"tasks", "datasets", "priors", "samplers"};
@@ -156,6 +157,24 @@ Experiment parse_experiment_text(const std::string& text, const std::string& pat
                            ? parse_int_list(root["samples_per_measurement"], "samples_per_measurement", ctx, 1)
                            : std::vector<int64_t>{1};
   auto budgets = root["nfe_budget"] ? parse_int_list(root["nfe_budget"], "nfe_budget", ctx, 0) : std::vector<int64_t>{0};
+  BudgetMode budget_mode = BudgetMode::Cap;
+  if (root["budget_mode"]) {
+    const auto v = std::get<std::string>(parse_option(OptionSpec::choice("budget_mode", "cap", {"cap", "set"}, ""),
+                                                      root["budget_mode"], path + ": budget_mode"));
+    budget_mode = v == "set" ? BudgetMode::Set : BudgetMode::Cap;
+  }
+  bool budget_per_sample = false;
+  if (root["nfe_budget_per"])
+    budget_per_sample = std::get<std::string>(parse_option(OptionSpec::choice("nfe_budget_per", "measurement",
+                                                                              {"measurement", "sample"}, ""),
+                                                           root["nfe_budget_per"], path + ": nfe_budget_per")) == "sample";
+  if (budget_mode == BudgetMode::Set) {
+    if (!root["nfe_budget"]) ctx.fail("nfe_budget", "missing: budget_mode: set needs a budget (an integer >= 1 or a list)");
+    for (size_t i = 0; i < budgets.size(); ++i)
+      if (budgets[i] < 1)
+        ctx.fail(budgets.size() > 1 ? "nfe_budget[" + std::to_string(i) + "]" : std::string("nfe_budget"),
+                 "0 is no budget, and budget_mode: set needs one (an integer >= 1)");
+  }
   bool store_samples = false;
   if (root["store_samples"])
     store_samples = std::get<bool>(parse_option(OptionSpec::boolean("store_samples", false, ""), root["store_samples"],
@@ -228,6 +247,8 @@ Experiment parse_experiment_text(const std::string& text, const std::string& pat
                   c.measurements = measurements;
                   c.samples_per_measurement = k;
                   c.nfe_budget = budget;
+                  c.budget_mode = budget_mode;
+                  c.budget_per_sample = budget_per_sample;
                   c.store_samples = store_samples;
                   c.task = t; c.dataset = d; c.prior = p; c.sampler = s;
                   c.metrics = metrics;
@@ -246,10 +267,20 @@ Experiment load_experiment(const std::string& path, const std::map<std::string, 
   return parse_experiment_text(expand_variables(ss.str(), path, vars), path);
 }
 
+std::string CellSpec::describe_budget() const {
+  return "nfe_budget=" + std::to_string(nfe_budget) + (budget_per_sample ? " per sample" : " per measurement");
+}
+
+std::string CellSpec::budget_canonical() const {
+  // Only when not the defaults, so that the keys of files without these keys stay as they were.
+  return std::string(budget_mode == BudgetMode::Set ? ";budget_mode=set" : "") +
+         (budget_per_sample ? ";nfe_budget_per=sample" : "");
+}
+
 std::string CellSpec::canonical() const {
   std::string s = "seed=" + std::to_string(seed) + ";measurements=" + std::to_string(measurements) +
                   ";samples_per_measurement=" + std::to_string(samples_per_measurement) +
-                  ";nfe_budget=" + std::to_string(nfe_budget) + ";task=" + task.canonical() +
+                  ";nfe_budget=" + std::to_string(nfe_budget) + budget_canonical() + ";task=" + task.canonical() +
                   ";dataset=" + dataset.canonical() + ";prior=" + prior.canonical() + ";sampler=" + sampler.canonical() +
                   ";metrics=";
   for (const auto& m : metrics) s += m.canonical();
@@ -284,6 +315,8 @@ std::string CellSpec::yaml() const {
   e << YAML::Key << "measurements" << YAML::Value << measurements;
   e << YAML::Key << "samples_per_measurement" << YAML::Value << samples_per_measurement;
   e << YAML::Key << "nfe_budget" << YAML::Value << nfe_budget;
+  if (budget_mode == BudgetMode::Set) e << YAML::Key << "budget_mode" << YAML::Value << "set";
+  if (budget_per_sample) e << YAML::Key << "nfe_budget_per" << YAML::Value << "sample";
   e << YAML::Key << "store_samples" << YAML::Value << store_samples;
   e << YAML::Key << "metrics_explicit" << YAML::Value << metrics_explicit;
   e << YAML::Key << "task" << YAML::Value; emit_options(e, task);
@@ -331,6 +364,8 @@ CellSpec parse_cell_yaml(const std::string& yaml_text) {
     c.measurements = root["measurements"].as<int64_t>();
     c.samples_per_measurement = root["samples_per_measurement"].as<int64_t>();
     c.nfe_budget = root["nfe_budget"].as<int64_t>();
+    c.budget_mode = root["budget_mode"] && root["budget_mode"].as<std::string>() == "set" ? BudgetMode::Set : BudgetMode::Cap;
+    c.budget_per_sample = root["nfe_budget_per"] && root["nfe_budget_per"].as<std::string>() == "sample";
     c.store_samples = root["store_samples"].as<bool>();
     c.metrics_explicit = root["metrics_explicit"] ? root["metrics_explicit"].as<bool>() : true;
   } catch (const YAML::Exception& e) {

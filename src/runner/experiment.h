@@ -10,20 +10,31 @@
 
 namespace psbench {
 
+// cap: nfe_budget only refuses a cell whose sampler plans more; set: the sampler fits its schedule to it
+// (Sampler::fit_budget).
+enum class BudgetMode { Cap, Set };
+
 struct CellSpec {
   std::string experiment;
   uint64_t seed = 0;
   int64_t measurements = 1;
   int64_t samples_per_measurement = 1;
   int64_t nfe_budget = 0;  // 0 = no limit
+  BudgetMode budget_mode = BudgetMode::Cap;
+  bool budget_per_sample = false;  // nfe_budget_per: sample (B per posterior sample) or measurement (default)
   bool store_samples = false;
   Options task, dataset, prior, sampler;
   std::vector<Options> metrics;
   bool metrics_explicit = false;  // user-chosen metrics must all be computable
 
+  // The budget in network evaluations per measurement (x samples_per_measurement when per sample); 0 = none.
+  int64_t budget_per_measurement() const { return budget_per_sample ? nfe_budget * samples_per_measurement : nfe_budget; }
+  // "nfe_budget=25 per sample" as messages name it.
+  std::string describe_budget() const;
   // Canonical description of everything that determines the results; the basis of key().
   std::string canonical() const;
   std::string key() const;  // 16 hex digits
+  std::string budget_canonical() const;  // the budget mode's part of canonical() (empty at the defaults)
   // Seed of measurement `index`: depends on (seed, task, dataset, prior if x* comes from it) only.
   uint64_t measurement_seed(int64_t index, bool dataset_uses_prior) const;
   std::string yaml() const;  // resolved configuration, stored with results

@@ -53,6 +53,8 @@ struct Components {
   std::unique_ptr<Dataset> dataset;
   std::unique_ptr<Task> task;
   std::unique_ptr<Sampler> sampler;
+  Options sampler_options;  // as run: the cell's, or with budget_mode: set the schedule its rule fitted
+  std::string budget_rule;  // budget_mode: set
   std::vector<MetricSlot> metrics;
   std::vector<std::string> skipped_metrics;  // defaulted metrics that do not apply, with the reason
 };
@@ -64,7 +66,23 @@ Components build(const CellSpec& spec, PriorCache& priors) {
   c.prior = &priors.get(spec.prior, spec.seed);
   c.dataset = DatasetRegistry::instance().get(spec.dataset.component(), "dataset").make(spec.dataset);
   c.task = TaskRegistry::instance().get(spec.task.component(), "task").make(spec.task);
-  c.sampler = SamplerRegistry::instance().get(spec.sampler.component(), "sampler").make(spec.sampler);
+  const auto& sampler_entry = SamplerRegistry::instance().get(spec.sampler.component(), "sampler");
+  c.sampler = sampler_entry.make(spec.sampler);
+  c.sampler_options = spec.sampler;
+  if (spec.budget_mode == BudgetMode::Set) {
+    // The sampler's own rule (its file) sets its schedule; the fitted options pass the same validation.
+    try {
+      auto fit = c.sampler->fit_budget(spec.budget_per_measurement(), spec.samples_per_measurement, *c.prior);
+      auto values = spec.sampler.values();
+      for (auto& [k, v] : fit.set) values[k] = v;
+      c.sampler_options = resolve_options(spec.sampler.component(), sampler_entry.options, std::move(values));
+      c.sampler = sampler_entry.make(c.sampler_options);
+      c.budget_rule = fit.rule;
+    } catch (const ConfigError& e) {
+      throw ConfigError(spec.describe_budget() + " (budget_mode: set): sampler " + spec.sampler.component() + ": " +
+                        e.what());
+    }
+  }
   MetricContext ctx;
   ctx.data_shape = c.dataset->shape(*c.prior);
   ctx.has_labels = c.dataset->has_labels();
@@ -148,8 +166,10 @@ std::string describe(const CellSpec& s) {
          s.sampler.component() + ")";
 }
 
-void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<int64_t>* planned_nfe) {
+void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<int64_t>* planned_nfe,
+                         std::vector<std::string>* budget_rules) {
   if (planned_nfe) planned_nfe->clear();
+  if (budget_rules) budget_rules->clear();
   for (const auto& spec : ex.cells) {
     try {
       auto c = build(spec, priors);
@@ -163,8 +183,13 @@ void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<i
       c.sampler->check(*c.prior, *model.op);
       const int64_t planned = c.sampler->planned_nfe(spec.samples_per_measurement, *c.prior);
       if (planned_nfe) planned_nfe->push_back(planned);
-      if (spec.nfe_budget > 0 && planned > spec.nfe_budget)
-        throw ConfigError("nfe_budget=" + std::to_string(spec.nfe_budget) + " is below the " + std::to_string(planned) +
+      if (budget_rules) budget_rules->push_back(c.budget_rule);
+      if (spec.nfe_budget > 0 && planned > spec.budget_per_measurement())
+        throw ConfigError("nfe_budget=" + std::to_string(spec.nfe_budget) +
+                          (spec.budget_per_sample ? " per sample (" + std::to_string(spec.budget_per_measurement()) +
+                                                        " per measurement)"
+                                                  : std::string()) +
+                          " is below the " + std::to_string(planned) +
                           " network evaluations this sampler needs per measurement");
       if (spec.metrics_explicit) {
         auto x = c.dataset->ground_truth(0, *c.prior, gen).to(c.prior->dtype()).unsqueeze(0);
@@ -196,6 +221,11 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     const int64_t k_samples = spec.samples_per_measurement;
     const int64_t n_chains = c.sampler->num_chains(k_samples);
     rec.attributes[schema::kChains] = std::to_string(n_chains);
+    rec.attributes[schema::kPlannedNfe] = std::to_string(c.sampler->planned_nfe(k_samples, *c.prior));
+    if (spec.budget_mode == BudgetMode::Set) {
+      rec.attributes[schema::kBudgetRule] = c.budget_rule;
+      rec.attributes[schema::kBudgetSampler] = c.sampler_options.canonical();
+    }
 
     std::vector<Measurement> ms;
     std::vector<at::Tensor> xs, ys;

@@ -43,7 +43,9 @@ std::map<std::string, std::string> provenance(const RunOptions& opts);
 // Checks every cell before any work: component construction, divisibility, shapes, NFE budget and
 // metric availability. Throws ConfigError naming the file and the cell.
 // `planned_nfe`, when given, receives each cell's planned network evaluations per measurement.
-void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<int64_t>* planned_nfe = nullptr);
+// `budget_rules`, when given, receives each cell's budget rule with its numbers (budget_mode: set; else empty).
+void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<int64_t>* planned_nfe = nullptr,
+                         std::vector<std::string>* budget_rules = nullptr);
 // "cell KEY (task ..., prior ..., sampler ...)", as logs and messages name a cell.
 std::string describe(const CellSpec& s);
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,16 @@ struct BatchOptions {
   static const OptionSchema<BatchOptions>& schema();
 };
 
+// Kernels fitting their schedule to an NFE budget declare
+//   BudgetFit fit_budget(int64_t budget, int64_t num_samples, const Prior&) const;
+// (a toy kernel without one refuses budget_mode: set).
+template <class K, class = void>
+struct HasBudgetRule : std::false_type {};
+template <class K>
+struct HasBudgetRule<K, std::void_t<decltype(std::declval<const K&>().fit_budget(int64_t{}, int64_t{},
+                                                                                 std::declval<const Prior&>()))>>
+    : std::true_type {};
+
 template <class K>
 class KernelSampler : public Sampler {
  public:
@@ -40,6 +51,14 @@ class KernelSampler : public Sampler {
   int64_t num_chains(int64_t num_samples) const override { return kernel_.chains(num_samples); }
   int64_t planned_nfe(int64_t num_samples, const Prior& prior) const override {
     return kernel_.planned_nfe(num_samples, prior);
+  }
+  BudgetFit fit_budget(int64_t budget, int64_t num_samples, const Prior& prior) const override {
+    if constexpr (HasBudgetRule<K>::value) {
+      check_needs(kernel_.needs(), name_, prior, nullptr);
+      return kernel_.fit_budget(budget, num_samples, prior);
+    } else {
+      return Sampler::fit_budget(budget, num_samples, prior);
+    }
   }
 
   SamplerOutput run(const Problem& problem, int64_t num_samples,

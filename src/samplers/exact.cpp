@@ -9,6 +9,8 @@ class ExactSampler : public Sampler {
  public:
   int64_t num_chains(int64_t num_samples) const override { return num_samples; }
   int64_t planned_nfe(int64_t, const Prior&) const override { return 0; }
+  // No network evaluation: a budget sets nothing (its cells keep 0 NFE).
+  BudgetFit fit_budget(int64_t, int64_t, const Prior&) const override { return {{}, "no network evaluations: budget ignored"}; }
   SamplerOutput run(const Problem& problem, int64_t num_samples,
                     const std::vector<uint64_t>& chain_seeds) const override {
     Stopwatch clock;

@@ -51,7 +51,8 @@ class NoiseLangevin : public NoiseKernel<NoiseLangevin, NoiseLangevinOptions> {
 };
 
 SamplerRegistrar reg_noise_langevin(kernel_entry<NoiseLangevin>(
-    "noise_langevin", "noise-space Langevin (CPS): Adam warm start on the data fit, then unadjusted Langevin on z of Phi"));
+    "noise_langevin", "noise-space Langevin (CPS): Adam warm start on the data fit, then unadjusted Langevin on z of Phi. "
+    "Budget B per measurement: " + std::string(kNoiseBudgetRule)));
 
 }  // namespace
 }  // namespace psbench

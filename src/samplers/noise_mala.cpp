@@ -59,7 +59,7 @@ class NoiseMala : public NoiseKernel<NoiseMala, NoiseMalaOptions> {
 SamplerRegistrar reg_noise_mala(kernel_entry<NoiseMala>(
     "noise_mala",
     "MALA in noise space: Langevin proposals on z of Phi with a Metropolis-Hastings correction (exact for pi(z)); "
-    "optional dual-averaging step size"));
+    "optional dual-averaging step size. Budget B per measurement: " + std::string(kNoiseBudgetRule)));
 
 }  // namespace
 }  // namespace psbench

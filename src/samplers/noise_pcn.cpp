@@ -55,7 +55,7 @@ class NoisePcn : public NoiseKernel<NoisePcn, NoisePcnOptions> {
 SamplerRegistrar reg_noise_pcn(kernel_entry<NoisePcn>(
     "noise_pcn",
     "preconditioned Crank-Nicolson in noise space: z' = sqrt(1-beta^2) z + beta xi, accepted with the likelihood "
-    "ratio (forward passes only)"));
+    "ratio (forward passes only). Budget B per measurement: " + std::string(kNoiseBudgetRule)));
 
 }  // namespace
 }  // namespace psbench

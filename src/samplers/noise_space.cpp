@@ -40,6 +40,32 @@ int64_t NoiseChainOptions::planned_nfe(int64_t num_samples, const Prior& prior) 
   return chains * (warm_start_steps + 1 + burn_in + per_chain * thinning) * evals;
 }
 
+BudgetFit NoiseChainOptions::fit_budget(const std::string& sampler, int64_t budget, int64_t num_samples,
+                                        const Prior& prior) const {
+  const int64_t per_chain = chains_for(sampler, num_samples) > 0 ? num_samples / chains : 0;
+  const int64_t evals = prior.generator() ? prior.generator()->evaluations_per_call() : 1;
+  const int64_t b = budget / (chains * evals), fixed = 1 + per_chain * thinning;
+  if (b < fixed)
+    throw ConfigError(budget_error(sampler, budget, num_samples,
+                                   "the chain alone (1 + " + std::to_string(per_chain) + " x thinning " +
+                                       std::to_string(thinning) + " steps per chain, " + std::to_string(chains) +
+                                       " chains, " + std::to_string(evals) + " evaluations per Phi) costs " +
+                                       std::to_string(chains * fixed * evals)));
+  const int64_t flexible = b - fixed;
+  const int64_t warm = warm_start_steps + burn_in == 0
+                           ? flexible
+                           : static_cast<int64_t>(std::llround(static_cast<double>(flexible) * warm_start_steps /
+                                                               static_cast<double>(warm_start_steps + burn_in)));
+  const int64_t burn = flexible - warm;
+  return {{{"warm_start_steps", warm}, {"burn_in", burn}},
+          "per chain b = floor(B / (chains e)) = floor(" + std::to_string(budget) + " / (" + std::to_string(chains) +
+              " x " + std::to_string(evals) + ")) = " + std::to_string(b) + "; chain 1 + " + std::to_string(per_chain) +
+              " x " + std::to_string(thinning) + ", the other " + std::to_string(flexible) +
+              " split warm_start_steps : burn_in as given (" + std::to_string(warm_start_steps) + " : " +
+              std::to_string(burn_in) + ") -> warm_start_steps = " + std::to_string(warm) +
+              ", burn_in = " + std::to_string(burn)};
+}
+
 std::vector<Phase> NoiseChainOptions::phases(int64_t per_chain, Adaptation adapt, bool mcmc) const {
   Phase chain = Phase::of("chain", burn_in + per_chain * thinning, false, Keep::Thinned);
   chain.burn_in = burn_in;

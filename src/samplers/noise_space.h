@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <utility>
 #include <vector>
 
@@ -13,6 +15,11 @@
 #include "samplers/kernel.h"
 
 namespace psbench {
+
+// The budget rule in one line (psbench list): NoiseChainOptions::fit_budget.
+inline constexpr const char* kNoiseBudgetRule =
+    "per chain floor(B / (chains e)) evaluations (e = Phi's per call); the chain keeps 1 + per_chain thinning, the "
+    "rest is split between warm_start_steps and burn_in in their given proportion (adapt_steps cut to burn_in)";
 
 // Options every noise-space chain takes.
 struct NoiseChainOptions {
@@ -29,6 +36,11 @@ struct NoiseChainOptions {
   int64_t chains_for(const std::string& sampler, int64_t num_samples) const;
   // Warm start (fwd+bwd), one evaluation at the start of the chain, one per chain step.
   int64_t planned_nfe(int64_t num_samples, const Prior& prior) const;
+  // Budget rule (per measurement, all chains): b = floor(B / (chains e)) evaluations per chain (e = Phi's
+  // evaluations per call); the chain's fixed part 1 + per_chain thinning (its first evaluation and the kept
+  // iterates), the rest F = b - fixed split between warm_start_steps and burn_in in their given proportion
+  // (all to the warm start when both are 0). Sets warm_start_steps and burn_in.
+  BudgetFit fit_budget(const std::string& sampler, int64_t budget, int64_t num_samples, const Prior& prior) const;
   // The warm-up phase and the chain phase (burn-in, thinning; `adapt` and the stuck check for MCMC).
   std::vector<Phase> phases(int64_t per_chain, Adaptation adapt, bool mcmc) const;
 };
@@ -75,6 +87,11 @@ at::Tensor per_row(const at::Tensor& v, const at::Tensor& like);
 //   Adaptation adaptation() const;  static constexpr bool kMcmc;  std::string settings() const;
 //   NoiseState enter_chain(NoiseState, const StepContext&) const;
 //   Step<NoiseState> chain_step(NoiseState, const StepContext&) const;
+template <class O, class = void>
+struct HasAdaptOptions : std::false_type {};
+template <class O>
+struct HasAdaptOptions<O, std::void_t<decltype(std::declval<O>().adapt.steps)>> : std::true_type {};
+
 template <class Derived, class Opts>
 class NoiseKernel {
  public:
@@ -91,6 +108,18 @@ class NoiseKernel {
   int64_t chains(int64_t n) const { return o_.chain.chains_for(name_, n); }
   // Warm start and chain: fwd+bwd, except pCN's chain (forward passes) — the same counts.
   int64_t planned_nfe(int64_t n, const Prior& prior) const { return o_.chain.planned_nfe(n, prior); }
+  // NoiseChainOptions::fit_budget; an adaptation (MALA, pCN) longer than the fitted burn-in is cut to it.
+  BudgetFit fit_budget(int64_t budget, int64_t n, const Prior& prior) const {
+    auto fit = o_.chain.fit_budget(name_, budget, n, prior);
+    if constexpr (HasAdaptOptions<Opts>::value) {
+      const int64_t burn_in = std::get<int64_t>(fit.set.at("burn_in"));
+      if (o_.adapt.steps > burn_in) {
+        fit.set["adapt_steps"] = burn_in;
+        fit.rule += "; adapt_steps cut to burn_in = " + std::to_string(burn_in);
+      }
+    }
+    return fit;
+  }
   std::vector<Phase> phases(int64_t per_chain, const Prior&) const {
     return o_.chain.phases(per_chain, self().adaptation(), Derived::kMcmc);
   }

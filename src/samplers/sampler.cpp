@@ -56,6 +56,15 @@ double Stopwatch::seconds() const {
   return static_cast<double>(now - start_ns_) * 1e-9;
 }
 
+std::string budget_error(const std::string& sampler, int64_t budget, int64_t num_samples, const std::string& why) {
+  return std::to_string(budget) + " network evaluations per measurement (" + std::to_string(num_samples) +
+         " samples) are too few for " + sampler + ": " + why;
+}
+
+BudgetFit Sampler::fit_budget(int64_t, int64_t, const Prior&) const {
+  throw ConfigError("this sampler has no budget rule (budget_mode: set); use budget_mode: cap");
+}
+
 std::unique_ptr<Sampler> make_sampler(const std::string& name, std::map<std::string, OptionValue> given) {
   const auto& entry = SamplerRegistry::instance().get(name, "sampler");
   return entry.make(resolve_options(name, entry.options, std::move(given)));

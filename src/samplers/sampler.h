@@ -71,6 +71,16 @@ class SingleSteps {
   virtual const NfeCount& nfe() const = 0;
 };
 
+// budget_mode: set (README "NFE budgets"): the options a sampler's own rule sets so that its planned NFE per
+// measurement is the budget, or the largest schedule below it the schedule's granularity allows.
+struct BudgetFit {
+  std::map<std::string, OptionValue> set;  // schedule options the rule sets (the others keep their values)
+  std::string rule;                        // the rule with its numbers (stored as the cell's budget_rule)
+};
+
+// A budget rule's ConfigError: "B network evaluations per measurement (K samples) are too few for S: why".
+std::string budget_error(const std::string& sampler, int64_t budget, int64_t num_samples, const std::string& why);
+
 class Sampler {
  public:
   virtual ~Sampler() = default;
@@ -83,6 +93,10 @@ class Sampler {
   virtual int64_t planned_nfe(int64_t num_samples, const Prior& prior) const = 0;
   virtual SamplerOutput run(const Problem& problem, int64_t num_samples,
                             const std::vector<uint64_t>& chain_seeds) const = 0;
+  // The sampler's schedule for `budget` network evaluations (forward and forward+backward, warm-up and
+  // chain, summed) per measurement with `num_samples` samples. A budget below the smallest schedule is a
+  // ConfigError (budget_error). Samplers without a rule refuse budget_mode: set.
+  virtual BudgetFit fit_budget(int64_t budget, int64_t num_samples, const Prior& prior) const;
   // `chains` chains initialised and moved to the sampling phase (warm-up phases entered, not run), each
   // step() then advances them by one step of that phase (cycling through its schedule). nullptr for a
   // sampler that is not a step kernel (the exact sampler).

@@ -56,6 +56,11 @@ inline constexpr char kCanonical[] = "canonical";
 inline constexpr char kStatus[] = "status";
 inline constexpr char kMessage[] = "message";
 inline constexpr char kChains[] = "chains";
+// Every cell: its sampler's planned NFE per measurement. budget_mode: set: the sampler's rule with its numbers,
+// and the sampler options it ran with (canonical form).
+inline constexpr char kPlannedNfe[] = "planned_nfe";
+inline constexpr char kBudgetRule[] = "budget_rule";
+inline constexpr char kBudgetSampler[] = "budget_sampler";
 inline constexpr char kCellIndex[] = "cell_index";
 inline constexpr char kMetricsSkipped[] = "metrics_skipped";
 inline constexpr char kRescoredByGitRevision[] = "rescored_by_git_revision";

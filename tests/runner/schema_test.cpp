@@ -39,7 +39,8 @@ TEST_CASE("a run writes only names of the results schema", "[schema][runner][cli
                                          sc::kMessage,         sc::kChains,      sc::kCellIndex,
                                          sc::kMetricsSkipped,  sc::kPsbenchVersion, sc::kGitRevision,
                                          sc::kLibtorchVersion, sc::kThreads,     sc::kDevice,
-                                         sc::kBuildType,       sc::kMalloc,      sc::kInteropThreads};
+                                         sc::kBuildType,       sc::kMalloc,      sc::kInteropThreads,
+                                         sc::kPlannedNfe,      sc::kBudgetRule,  sc::kBudgetSampler};
   const std::vector<const char*> attribute_prefixes{sc::kPriorPrefix, sc::kMetricDirectionPrefix,
                                                     sc::kMetricLevelPrefix, sc::kMetricProvenancePrefix,
                                                     sc::kWarningPrefix};
