@@ -54,9 +54,7 @@ namespace {
 class PixelStd : public Metric {
  public:
   bool lower_is_better() const override { return false; }
-  std::string unsupported(const MetricContext& c) const override {
-    return c.samples == 1 ? "needs at least 2 samples per measurement" : "";
-  }
+  std::string sampler_unsupported(const MetricContext& c) const override { return at_least_two_samples(c); }
   double compute(const MetricInput& in) const override { return pixel_std_map(in.samples).mean().item<double>(); }
   std::map<std::string, at::Tensor> extra_arrays(const MetricInput& in) const override {
     return {{"map", pixel_std_map(in.samples).to(at::kFloat)}};
@@ -71,10 +69,8 @@ class FeatureDiversity : public Metric {
     net_ = load_feature_network(spec);
   }
   bool lower_is_better() const override { return false; }
-  std::string unsupported(const MetricContext& c) const override {
-    if (c.samples == 1) return "needs at least 2 samples per measurement";
-    return net_->unsupported(c.data_shape);
-  }
+  std::string unsupported(const MetricContext& c) const override { return net_->unsupported(c.data_shape); }
+  std::string sampler_unsupported(const MetricContext& c) const override { return at_least_two_samples(c); }
   double compute(const MetricInput& in) const override {
     auto f = net_->features(in.samples.clamp(-1, 1));
     return vendi_ ? vendi_score(f) : diversity_score(f);

@@ -86,9 +86,9 @@ class Metric {
   virtual bool needs_exact_posterior() const { return false; }
   // Empty when the metric applies to this data, else why not ("needs images [1, 28, 28]").
   virtual std::string unsupported(const MetricContext&) const { return ""; }
-  // Empty when the sampler's output suits the metric, else why not (MCMC diagnostics of a sampler that
-  // runs one chain per sample). Unlike unsupported(), a property of the cell's sampler rather than of the
-  // data: the cell runs without the metric and records the reason in metrics_skipped, also when the
+  // Empty when the cell's sampling suits the metric, else why not (MCMC diagnostics of a sampler that
+  // runs one chain per sample; diversity with K = 1). Unlike unsupported(), a property of the cell's
+  // sampler and sample count rather than of the data: the cell runs without the metric and records the reason in metrics_skipped, also when the
   // metric is listed explicitly, so one experiment can ask for chain diagnostics across all samplers.
   virtual std::string sampler_unsupported(const MetricContext&) const { return ""; }
   // PerMeasurement: one number per measurement.
@@ -124,6 +124,11 @@ at::Tensor wasserstein2_sq_sorted(const at::Tensor& a_sorted, const at::Tensor& 
 // `n` exact-posterior draws from the measurement's Reference stream: every sampler of a measurement, and
 // every metric of a cell, is judged against the same draws, made once per measurement and count.
 const at::Tensor& reference_draws(const MetricInput& in, int64_t n);
+
+// "" when the cell draws at least 2 samples per measurement, else why a diversity metric cannot apply.
+inline std::string at_least_two_samples(const MetricContext& c) {
+  return c.samples == 1 ? "needs at least 2 samples per measurement" : "";
+}
 
 // Shape check shared by image metrics: "" when `shape` is [C, H, W] with C in {1, 3}.
 std::string image_shape_problem(const std::vector<int64_t>& shape, int64_t min_side = 1);

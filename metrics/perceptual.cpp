@@ -104,10 +104,8 @@ class PairwisePerceptual : public Metric {
  public:
   PairwisePerceptual(const NetworkChoice& c, const std::string& name) : net_(load_checked(c, weights_, name)) {}
   bool lower_is_better() const override { return false; }
-  std::string unsupported(const MetricContext& c) const override {
-    if (c.samples == 1) return "needs at least 2 samples per measurement";
-    return net_->unsupported(c.data_shape);
-  }
+  std::string unsupported(const MetricContext& c) const override { return net_->unsupported(c.data_shape); }
+  std::string sampler_unsupported(const MetricContext& c) const override { return at_least_two_samples(c); }
   double compute(const MetricInput& in) const override {
     return mean_pairwise_perceptual_distance(*net_, in.samples.clamp(-1, 1), weights_);
   }

@@ -9,6 +9,8 @@
 #include "core/sha256.h"
 #include "metrics/features.h"
 #include "metrics/fmnist_cnn.h"
+#include "runner/experiment.h"
+#include "runner/runner.h"
 #include "store/result_store.h"
 #include "test_util.h"
 
@@ -132,4 +134,30 @@ TEST_CASE("image metrics fail loudly: missing weights, unusable data, no stored 
   REQUIRE(run_cli("run " + yaml + " --out " + dir + "/d.h5", log) == 0);
   CHECK(run_cli("evaluate " + dir + "/d.h5", log) == 0);
   CHECK(read_text(log).find("no stored samples") != std::string::npos);
+}
+
+TEST_CASE("diversity metrics in a cell with one sample per measurement are recorded as skipped, not an error",
+          "[metrics][runner]") {
+  // K = 1 is one point of a sweep over K (experiments/timing_vs_dps.yaml): the cell runs, pixel_std is
+  // left out with its reason, the other metrics are stored.
+  auto ex = parse_experiment_text(R"(
+name: k1
+seed: 0
+measurements: 2
+samples_per_measurement: [1, 3]
+metrics: [pixel_std, posterior_mean_rmse]
+tasks: [{name: gmm_lowrank, d_y: 2}]
+priors: [{name: gmm, dim: 8, ode_steps: 4}]
+samplers: [exact]
+)", "k1.yaml");
+  PriorCache priors;
+  REQUIRE_NOTHROW(validate_experiment(ex, priors));
+  REQUIRE(ex.cells.size() == 2);
+  auto one = run_cell(ex.cells[0], priors, RunOptions{});
+  auto three = run_cell(ex.cells[1], priors, RunOptions{});
+  CHECK(one.attr("status") == "ok");
+  CHECK(one.arrays.count("metrics/pixel_std") == 0);
+  CHECK(one.arrays.count("metrics/posterior_mean_rmse") == 1);
+  CHECK(one.attr("metrics_skipped").find("pixel_std: needs at least 2 samples per measurement") != std::string::npos);
+  CHECK(three.arrays.count("metrics/pixel_std") == 1);
 }
