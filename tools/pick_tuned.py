@@ -4,7 +4,8 @@ optionally, write the Fashion-MNIST table experiments that use exactly those set
 
 Rule (docs/TUNING.md): per task and sampler family (sampler name, x0 estimate, consistency steps of the
 prior), among the swept settings whose cell finished `ok` on every training image, take the one with the
-highest mean per-sample PSNR; a family whose settings all diverged or failed has no pick and is reported.
+highest mean per-sample PSNR; a family whose settings all diverged or failed has no pick and is reported,
+and a pick at either end of its grid is flagged (the best value may lie outside the sweep).
 
 Usage:
   /usr/bin/python3 tools/pick_tuned.py results/fashion_tune_fidelity.h5                 # markdown table
@@ -90,8 +91,9 @@ def print_tables(data):
         print("|---|---|---|---|---|---|---|")
         for fam, rows in fams.items():
             best = pick(rows)
+            edge = best is not None and (best is rows[0] or best is rows[-1])
             for r in rows:
-                mark = " **←**" if r is best else ""
+                mark = (" **← (edge of the grid)**" if edge else " **←**") if r is best else ""
                 setting = ", ".join(f"{k}={v}" for k, v in r["setting"].items())
                 status = r["status"] if r["status"] == S.STATUS_OK else f"{r['status']}: {r.get('message', '')[:80]}"
                 print(f"| {fam[0]} ({fam[1]}) | {setting}{mark} | {status} | {fmt(r.get('psnr'))} | "
@@ -132,6 +134,9 @@ def write_experiments(data, tasks, tune_file, out_dir):
                 print(f"note: {t}: {fam[0]} ({fam[1]}) has no setting that finished ok; left out of the tables",
                       file=sys.stderr)
                 continue
+            if best is rows[0] or best is rows[-1]:
+                print(f"warning: {t}: {fam[0]} ({fam[1]}) picked {best['setting']} at the edge of its grid: the best "
+                      "value may lie outside it; widen the sweep", file=sys.stderr)
             by_steps[fam[1]].append(best["sampler"])
         for steps, samplers in sorted(by_steps.items()):
             grids.append({"tasks": [tasks[t]], "priors": [{"name": "consistency", "steps": steps}],
