@@ -166,10 +166,8 @@ std::string describe(const CellSpec& s) {
          s.sampler.component() + ")";
 }
 
-void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<int64_t>* planned_nfe,
-                         std::vector<std::string>* budget_rules) {
-  if (planned_nfe) planned_nfe->clear();
-  if (budget_rules) budget_rules->clear();
+std::vector<CellPlan> validate_experiment(const Experiment& ex, PriorCache& priors) {
+  std::vector<CellPlan> plans;
   for (const auto& spec : ex.cells) {
     try {
       auto c = build(spec, priors);
@@ -182,8 +180,7 @@ void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<i
                           " but the data have shape " + shape_string(shape));
       c.sampler->check(*c.prior, *model.op);
       const int64_t planned = c.sampler->planned_nfe(spec.samples_per_measurement, *c.prior);
-      if (planned_nfe) planned_nfe->push_back(planned);
-      if (budget_rules) budget_rules->push_back(c.budget_rule);
+      plans.push_back({planned, c.budget_rule});
       if (spec.nfe_budget > 0 && planned > spec.budget_per_measurement())
         throw ConfigError("nfe_budget=" + std::to_string(spec.nfe_budget) +
                           (spec.budget_per_sample ? " per sample (" + std::to_string(spec.budget_per_measurement()) +
@@ -202,6 +199,7 @@ void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<i
       throw ConfigError(ex.path + ": " + describe(spec) + ": " + e.what());
     }
   }
+  return plans;
 }
 
 CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts) {

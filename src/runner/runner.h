@@ -42,10 +42,12 @@ std::map<std::string, std::string> provenance(const RunOptions& opts);
 
 // Checks every cell before any work: component construction, divisibility, shapes, NFE budget and
 // metric availability. Throws ConfigError naming the file and the cell.
-// `planned_nfe`, when given, receives each cell's planned network evaluations per measurement.
-// `budget_rules`, when given, receives each cell's budget rule with its numbers (budget_mode: set; else empty).
-void validate_experiment(const Experiment& ex, PriorCache& priors, std::vector<int64_t>* planned_nfe = nullptr,
-                         std::vector<std::string>* budget_rules = nullptr);
+// Returns each cell's plan, in cell order.
+struct CellPlan {
+  int64_t planned_nfe = 0;  // network evaluations per measurement
+  std::string budget_rule;  // the budget rule with its numbers (budget_mode: set; else empty)
+};
+std::vector<CellPlan> validate_experiment(const Experiment& ex, PriorCache& priors);
 // "cell KEY (task ..., prior ..., sampler ...)", as logs and messages name a cell.
 std::string describe(const CellSpec& s);
 

@@ -68,9 +68,7 @@ TEST_CASE("In budget_mode set every sampler plans and counts the budget, or the 
                                   "budget.yaml");
   REQUIRE(ex.cells.size() == 3);
   PriorCache priors;
-  std::vector<int64_t> planned;
-  std::vector<std::string> rules;
-  validate_experiment(ex, priors, &planned, &rules);
+  const auto plans = validate_experiment(ex, priors);
   for (size_t i = 0; i < ex.cells.size(); ++i) {
     const auto& spec = ex.cells[i];
     const Prior& prior = priors.get(spec.prior, spec.seed);
@@ -78,14 +76,14 @@ TEST_CASE("In budget_mode set every sampler plans and counts the budget, or the 
     const int64_t unit = c.granularity(prior, spec.samples_per_measurement);
     const int64_t expected = b / unit * unit;
     INFO(c.sampler << " " << spec.describe_budget() << " (" << b << " per measurement), unit " << unit << ": "
-                   << rules[i]);
-    CHECK(planned[i] == expected);
-    if (b % unit == 0) CHECK(planned[i] == b);
+                   << plans[i].budget_rule);
+    CHECK(plans[i].planned_nfe == expected);
+    if (b % unit == 0) CHECK(plans[i].planned_nfe == b);
     auto rec = run_cell(spec, priors, RunOptions{});
     REQUIRE(rec.attr(schema::kStatus) == "ok");
     CHECK(rec.attr(schema::kPlannedNfe) == std::to_string(expected));
     CHECK(counted(rec) == expected);
-    CHECK(rec.attr(schema::kBudgetRule) == rules[i]);
+    CHECK(rec.attr(schema::kBudgetRule) == plans[i].budget_rule);
     CHECK(!rec.attr(schema::kBudgetSampler).empty());
   }
 }
@@ -94,9 +92,7 @@ TEST_CASE("Samplers without network evaluations ignore a budget", "[runner][budg
   const std::string sampler = GENERATE(as<std::string>{}, "exact", "pseudo_inverse");
   auto ex = parse_experiment_text(budget_file(sampler, "50", "sample"), "free.yaml");
   PriorCache priors;
-  std::vector<int64_t> planned;
-  validate_experiment(ex, priors, &planned);
-  CHECK(planned[0] == 0);
+  CHECK(validate_experiment(ex, priors)[0].planned_nfe == 0);
   auto rec = run_cell(ex.cells[0], priors, RunOptions{});
   CHECK(rec.attr(schema::kStatus) == "ok");
   CHECK(counted(rec) == 0);

@@ -55,16 +55,15 @@ int cmd_run(const std::vector<std::string>& args) {
   file_attrs[schema::kExperiment] = ex.name;
   file_attrs[schema::kExperimentFile] = experiment;
   PriorCache validation_cache(device);
-  std::vector<int64_t> planned;
-  std::vector<std::string> rules;
-  validate_experiment(ex, validation_cache, &planned, &rules);  // bad input fails before the results file is touched
+  const auto plans = validate_experiment(ex, validation_cache);  // bad input fails before the results file is touched
   opts.validated = true;
   if (vm.count("dry-run")) {
     for (size_t i = 0; i < ex.cells.size(); ++i)
       std::cout << "[" << i + 1 << "/" << ex.cells.size() << "] " << describe(ex.cells[i]) << ": "
                 << ex.cells[i].measurements << " measurements x " << ex.cells[i].samples_per_measurement
-                << " samples, planned NFE per measurement " << planned[i]
-                << (rules[i].empty() ? std::string() : " (" + ex.cells[i].describe_budget() + ": " + rules[i] + ")")
+                << " samples, planned NFE per measurement " << plans[i].planned_nfe
+                << (plans[i].budget_rule.empty() ? std::string()
+                                                 : " (" + ex.cells[i].describe_budget() + ": " + plans[i].budget_rule + ")")
                 << "\n";
     std::cout << experiment << ": " << ex.cells.size() << " cells valid (dry run: nothing ran, " << out
               << " not touched)" << std::endl;
