@@ -40,10 +40,14 @@ const at::Tensor& reference_draws(const MetricInput& in, int64_t n) {
   return in.reference_cache[n] = in.exact->sample(n, gen);
 }
 
+at::Tensor random_unit_directions(int64_t dim, int64_t projections, at::Generator& gen) {
+  auto theta = at::randn({dim, projections}, gen, at::TensorOptions().dtype(at::kDouble));
+  return theta / theta.norm(2, 0, true);
+}
+
 double sliced_wasserstein(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen) {
   auto af = a.flatten(1).to(at::kDouble), bf = b.flatten(1).to(at::kDouble);
-  auto theta = at::randn({af.size(1), projections}, gen, at::TensorOptions().dtype(at::kDouble));
-  theta = theta / theta.norm(2, 0, true);
+  const auto theta = random_unit_directions(af.size(1), projections, gen);
   auto pa = std::get<0>(af.matmul(theta).sort(0));
   auto pb = std::get<0>(bf.matmul(theta).sort(0));
   return std::sqrt(wasserstein2_sq_sorted(pa, pb).mean().item<double>());

@@ -193,15 +193,12 @@ ChainSummaries chain_summaries(const MetricInput& in, int64_t projections) {
   ChainSummaries out;
   if (in.op && in.sigma_y > 0) {
     auto ax = in.op->forward(in.samples).to(at::kDouble);
-    auto r = (in.y.to(at::kDouble).unsqueeze(0) - ax).pow(2).flatten(1).sum(1) / (2 * in.sigma_y * in.sigma_y);
-    rows.push_back(r);
+    rows.push_back(GaussianNoise{in.sigma_y}.potential(in.y.to(at::kDouble).unsqueeze(0), ax));
     out.names.push_back("potential");
   }
   auto gen = make_generator(derive_seed({in.measurement_seed, static_cast<uint64_t>(Stream::Metric), 3}));
   auto flat = in.samples.flatten(1).to(at::kDouble);
-  auto u = at::randn({flat.size(1), projections}, gen, at::TensorOptions().dtype(at::kDouble));
-  u = u / u.norm(2, 0, true);
-  auto proj = flat.matmul(u);  // [K, P]
+  auto proj = flat.matmul(random_unit_directions(flat.size(1), projections, gen));  // [K, P]
   for (int64_t p = 0; p < projections; ++p) {
     rows.push_back(proj.select(1, p));
     out.names.push_back("projection_" + std::to_string(p));

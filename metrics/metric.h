@@ -118,6 +118,8 @@ struct MetricUnavailable : ConfigError {
 // Sliced Wasserstein-2 between two point clouds [n, d] and [m, d] (sizes may differ):
 // sqrt of the mean over random unit directions of the exact 1-D W_2^2 between the projections.
 double sliced_wasserstein(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen);
+// `projections` random unit directions in R^dim as the columns of a float64 [dim, projections] matrix.
+at::Tensor random_unit_directions(int64_t dim, int64_t projections, at::Generator& gen);
 // Exact W_2^2 between the empirical distributions of two sorted 1-D samples, per column: [n, P], [m, P] -> [P].
 at::Tensor wasserstein2_sq_sorted(const at::Tensor& a_sorted, const at::Tensor& b_sorted);
 
