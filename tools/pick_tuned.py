@@ -32,16 +32,12 @@ SWEPT = {"noise_langevin": ("step_size",), "noise_mala": ("step_size",), "noise_
          "dps": ("step_scale",), "lgd": ("step_scale",), "almc": ("delta", "kappa"), "daps": ("langevin_lr",)}
 
 
-def family(cfg):
-    s = cfg["sampler"]
-    name = s["name"]
+def family(sampler, prior):
+    """(sampler name, with -dm/-cm for DPS and LGD by their x0 estimate; consistency steps of the prior)"""
+    name = sampler["name"]
     if name in ("dps", "lgd"):
-        name += "-cm" if s.get("x0_estimate") == "consistency" else "-dm"
-    return (name, int(cfg["prior"].get("steps", 1)))
-
-
-def task_label(task):
-    return task["name"]
+        name += "-cm" if sampler.get("x0_estimate") == "consistency" else "-dm"
+    return (name, int(prior.get("steps", 1)))
 
 
 def load(path):
@@ -53,9 +49,9 @@ def load(path):
         for key in sorted(cells.keys(), key=lambda k: int(cells[k].attrs.get(S.CELL_INDEX, 0))):
             c = cells[key]
             cfg = yaml.safe_load(c.attrs[S.CONFIG])
-            t = task_label(cfg["task"])
+            t = cfg["task"]["name"]
             tasks[t] = cfg["task"]
-            fam = family(cfg)
+            fam = family(cfg["sampler"], cfg["prior"])
             s = cfg["sampler"]
             setting = {k: s[k] for k in SWEPT[s["name"]]}
             status = c.attrs[S.STATUS]
@@ -113,10 +109,7 @@ def write_experiments(data, tasks, tune_file, out_dir):
                 for v in s.values():
                     if isinstance(v, list):
                         n *= len(v)
-                name = s["name"]
-                if name in ("dps", "lgd"):
-                    name += "-cm" if s.get("x0_estimate") == "consistency" else "-dm"
-                expected[(name, int(p.get("steps", 1)))] += n
+                expected[family(s, p)] += n
     complete, missing = [], []
     for t, fams in data.items():
         have = {fam: len(rows) for fam, rows in fams.items()}
