@@ -11,7 +11,7 @@ DEB_PACKAGES = cmake g++ make ccache git libtorch-dev libyaml-cpp-dev libhdf5-de
   libboost-program-options-dev catch2 libbenchmark-dev libstb-dev libopenblas0-pthread \
   dataset-fashion-mnist python3-h5py python3-numpy python3-scipy python3-pil python3-torch python3-skimage zlib1g-dev
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench clean fashion-tables
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -37,6 +37,12 @@ test: deps build
 
 bench: deps build
 	$(BUILD_DIR)/benchmarks/psbench_bench
+
+# The Fashion-MNIST tables (tune, pick, fidelity, diversity) into docs/FASHION_TABLES.md; hours on 2 cores,
+# resumable (tools/fashion_tables.sh).
+SHARDS ?= $(shell nproc)
+fashion-tables: deps build
+	PSBENCH=$(BUILD_DIR)/psbench tools/fashion_tables.sh $(SHARDS)
 
 clean:
 	rm -rf $(BUILD_DIR)

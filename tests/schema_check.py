@@ -16,7 +16,7 @@ import re
 import sys
 import tokenize
 
-READERS = ["tests/runner/read_results.py", "tools/sampler_table.py"]
+READERS = ["tests/runner/read_results.py", "tools/sampler_table.py", "tools/pick_tuned.py", "tools/fashion_table.py"]
 # Literals that equal a schema value but mean something else in that file.
 ALLOWED = {"tools/sampler_table.py": {"chains"}}  # a sampler option name in the row labels, not the attribute
 

@@ -45,9 +45,7 @@ def load(path):
     out = collections.OrderedDict()
     tasks = {}
     with h5py.File(path, "r") as f:
-        cells = f[S.CELLS_GROUP]
-        for key in sorted(cells.keys(), key=lambda k: int(cells[k].attrs.get(S.CELL_INDEX, 0))):
-            c = cells[key]
+        for _, c in S.cells_in_order(f):
             cfg = yaml.safe_load(c.attrs[S.CONFIG])
             t = cfg["task"]["name"]
             tasks[t] = cfg["task"]
@@ -56,7 +54,7 @@ def load(path):
             setting = {k: s[k] for k in SWEPT[s["name"]]}
             status = c.attrs[S.STATUS]
             row = {"setting": setting, "sampler": {k: v for k, v in s.items() if k not in IGNORED},
-                   "prior": cfg["prior"], "status": status}
+                   "prior": cfg["prior"], "outcome": status}
             if status == S.STATUS_OK:
                 for m in ("psnr", "psnr@posterior_mean", "data_consistency"):
                     if S.METRICS_GROUP + m in c:
@@ -66,13 +64,13 @@ def load(path):
                                  (S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD, S.NFE_CHAIN_FORWARD,
                                   S.NFE_CHAIN_FORWARD_BACKWARD))
             else:
-                row["message"] = c.attrs.get(S.MESSAGE, "")
+                row["why"] = c.attrs.get(S.MESSAGE, "")
             out.setdefault(t, collections.OrderedDict()).setdefault(fam, []).append(row)
     return out, tasks
 
 
 def pick(rows):
-    ok = [r for r in rows if r["status"] == S.STATUS_OK and "psnr" in r]
+    ok = [r for r in rows if r["outcome"] == S.STATUS_OK and "psnr" in r]
     return max(ok, key=lambda r: r["psnr"][0]) if ok else None
 
 
@@ -91,7 +89,7 @@ def print_tables(data):
             for r in rows:
                 mark = (" **← (edge of the grid)**" if edge else " **←**") if r is best else ""
                 setting = ", ".join(f"{k}={v}" for k, v in r["setting"].items())
-                status = r["status"] if r["status"] == S.STATUS_OK else f"{r['status']}: {r.get('message', '')[:80]}"
+                status = r["outcome"] if r["outcome"] == S.STATUS_OK else f"{r['outcome']}: {r.get('why', '')[:80]}"
                 print(f"| {fam[0]} ({fam[1]}) | {setting}{mark} | {status} | {fmt(r.get('psnr'))} | "
                       f"{fmt(r.get('psnr@posterior_mean'))} | {fmt(r.get('data_consistency'))} | "
                       f"{r.get('nfe', float('nan')):.0f} |")
@@ -128,7 +126,7 @@ def write_experiments(data, tasks, tune_file, out_dir):
                       file=sys.stderr)
                 continue
             if best is rows[0] or best is rows[-1]:
-                print(f"warning: {t}: {fam[0]} ({fam[1]}) picked {best['setting']} at the edge of its grid: the best "
+                print(f"edge pick: {t}: {fam[0]} ({fam[1]}) picked {best['setting']} at the edge of its grid: the best "
                       "value may lie outside it; widen the sweep", file=sys.stderr)
             by_steps[fam[1]].append(best["sampler"])
         for steps, samplers in sorted(by_steps.items()):

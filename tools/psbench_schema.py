@@ -9,6 +9,10 @@ CELLS_GROUP = "/cells"
 PARTIAL_PREFIX = ".partial-"
 EXPERIMENT = "experiment"
 EXPERIMENT_FILE = "experiment_file"
+EXPERIMENT_HASH = "experiment_hash"
+EXPERIMENT_CELLS = "experiment_cells"
+SHARD = "shard"
+MERGED_FROM = "merged_from"
 X_TRUE = "x_true"
 Y = "y"
 METRICS_GROUP = "metrics/"
@@ -81,3 +85,10 @@ def measurement_name(m):
     """Per-measurement dataset name inside trace/<name>/, samples/ and metric_arrays/...: "m0000"."""
     return f"m{m:04d}"
 
+
+
+def cells_in_order(h5file):
+    """(key, cell group) of a results file opened with h5py, in experiment order (the cell_index attribute)."""
+    cells = h5file[CELLS_GROUP]
+    keys = sorted(cells.keys(), key=lambda k: int(cells[k].attrs.get(CELL_INDEX, 0)))
+    return [(k, cells[k]) for k in keys]

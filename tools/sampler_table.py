@@ -45,10 +45,7 @@ def main():
     problems = set()
     order = []
     with h5py.File(args.results, "r") as f:
-        cells = f[S.CELLS_GROUP]
-        keyed = sorted(cells.keys(), key=lambda k: int(cells[k].attrs.get(S.CELL_INDEX, 0)))
-        for key in keyed:
-            c = cells[key]
+        for _, c in S.cells_in_order(f):
             cfg = yaml.safe_load(c.attrs[S.CONFIG])
             label = sampler_label(cfg["sampler"])
             prob = (cfg["prior"].get("dim"), cfg["task"].get("d_y"))

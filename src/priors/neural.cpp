@@ -52,40 +52,51 @@ at::Tensor NetworkDenoiser::denoise(const at::Tensor& x, const at::Tensor& sigma
   return model_->forward(x.to(device_), sigma.to(device_)).to(x.device(), x.scalar_type());
 }
 
-ConsistencyGenerator::ConsistencyGenerator(nn::Preconditioned model, c10::Device device, Shape data_shape,
-                                           int64_t steps)
-    : model_(std::move(model)), device_(device), shape_(std::move(data_shape)), steps_(steps) {
+MultistepConsistency::MultistepConsistency(Shape data_shape, int64_t steps, double sigma_min, double sigma_max)
+    : shape_(std::move(data_shape)), steps_(steps), sigma_min_(sigma_min) {
   if (steps_ < 1) throw ConfigError("consistency generator: steps must be >= 1");
-  if (model_->precond().kind != nn::Parameterization::Consistency)
-    throw ConfigError("consistency generator: the model file holds an EDM denoiser, not a consistency model");
-  model_->to(device_);
-  freeze(*model_);
-  const auto& pc = model_->precond();
-  auto grid = karras_sigmas(steps_ + 1, pc.sigma_min, pc.sigma_max, 7.0);  // sigma_max ... sigma_min, 0
+  auto grid = karras_sigmas(steps_ + 1, sigma_min, sigma_max, 7.0);  // sigma_max ... sigma_min, 0
   times_.assign(grid.begin(), grid.begin() + steps_);
 }
 
-Shape ConsistencyGenerator::latent_shape() const {
+Shape MultistepConsistency::latent_shape() const {
   Shape s = shape_;
   s[0] *= steps_;
   return s;
 }
 
-at::Tensor ConsistencyGenerator::consistency(const at::Tensor& x, const at::Tensor& sigma) const {
-  return model_->forward(x.to(device_), sigma.to(device_)).to(x.device(), x.scalar_type());
-}
-
-at::Tensor ConsistencyGenerator::generate(const at::Tensor& z) const {
+at::Tensor MultistepConsistency::generate(const at::Tensor& z) const {
   const int64_t b = z.size(0), c = shape_[0];
-  const double smin = model_->precond().sigma_min;
   auto opts = z.options();
   auto x = consistency(times_[0] * z.slice(1, 0, c), at::full({b}, times_[0], opts));
   for (int64_t i = 1; i < steps_; ++i) {
     const double t = times_[i];
-    auto xt = x + std::sqrt(t * t - smin * smin) * z.slice(1, i * c, (i + 1) * c);
+    auto xt = x + std::sqrt(t * t - sigma_min_ * sigma_min_) * z.slice(1, i * c, (i + 1) * c);
     x = consistency(xt, at::full({b}, t, opts));
   }
   return x;
+}
+
+namespace {
+const nn::Preconditioned& consistency_model(const nn::Preconditioned& model) {
+  if (model->precond().kind != nn::Parameterization::Consistency)
+    throw ConfigError("consistency generator: the model file holds an EDM denoiser, not a consistency model");
+  return model;
+}
+}  // namespace
+
+ConsistencyGenerator::ConsistencyGenerator(nn::Preconditioned model, c10::Device device, Shape data_shape,
+                                           int64_t steps)
+    : MultistepConsistency(std::move(data_shape), steps, consistency_model(model)->precond().sigma_min,
+                           model->precond().sigma_max),
+      model_(std::move(model)),
+      device_(device) {
+  model_->to(device_);
+  freeze(*model_);
+}
+
+at::Tensor ConsistencyGenerator::consistency(const at::Tensor& x, const at::Tensor& sigma) const {
+  return model_->forward(x.to(device_), sigma.to(device_)).to(x.device(), x.scalar_type());
 }
 
 TorchScriptConventions TorchScriptConventions::load(const std::string& yaml_path) {
@@ -109,9 +120,10 @@ TorchScriptConventions TorchScriptConventions::load(const std::string& yaml_path
   }
   TorchScriptConventions c;
   try {
-    if (!cn["kind"]) throw fail("missing 'kind' (denoiser or generator)");
+    if (!cn["kind"]) throw fail("missing 'kind' (denoiser, generator or consistency)");
     c.kind = cn["kind"].as<std::string>();
-    if (c.kind != "denoiser" && c.kind != "generator") throw fail("kind must be denoiser or generator");
+    if (c.kind != "denoiser" && c.kind != "generator" && c.kind != "consistency")
+      throw fail("kind must be denoiser, generator or consistency, got '" + c.kind + "'");
     if (!cn["shape"]) throw fail("missing 'shape' [C, H, W]");
     c.shape = cn["shape"].as<std::vector<int64_t>>();
     c.latent_shape = cn["latent_shape"] ? cn["latent_shape"].as<std::vector<int64_t>>() : c.shape;
@@ -153,12 +165,13 @@ torch::jit::Module load_torchscript(const std::string& path, const std::string& 
   auto method = m.find_method("forward");
   if (!method) throw ConfigError("TorchScript file '" + path + "' has no forward method");
   const size_t args = method->function().getSchema().arguments().size() - 1;  // without self
-  const size_t want = kind == "denoiser" ? 2 : 1;
+  const bool takes_sigma = kind == "denoiser" || kind == "consistency";
+  const size_t want = takes_sigma ? 2 : 1;
   if (args != want) {
     std::ostringstream schema;
     schema << method->function().getSchema();
     throw ConfigError("TorchScript file '" + path + "': a " + kind + " needs forward(" +
-                      (kind == "denoiser" ? "x, sigma" : "z") + "), but its forward takes " + std::to_string(args) +
+                      (takes_sigma ? "x, sigma" : "z") + "), but its forward takes " + std::to_string(args) +
                       " argument(s): " + schema.str());
   }
   m.eval();
@@ -168,17 +181,37 @@ torch::jit::Module load_torchscript(const std::string& path, const std::string& 
 TorchScriptDenoiser::TorchScriptDenoiser(const std::string& path, const TorchScriptConventions& conv, c10::Device device)
     : module_(load_torchscript(path, "denoiser", device)), conv_(conv), device_(device) {}
 
-at::Tensor TorchScriptDenoiser::denoise(const at::Tensor& x, const at::Tensor& sigma) const {
-  const double a = (conv_.value_hi - conv_.value_lo) / 2.0, b = (conv_.value_hi + conv_.value_lo) / 2.0;
-  auto xn = (x.to(device_, at::kFloat) * a + b);
-  auto sn = sigma.to(device_, at::kFloat) * a;
-  auto out = module_.forward({xn, sn});
-  if (!out.isTensor()) throw std::runtime_error("TorchScript denoiser returned a non-tensor");
+namespace {
+// forward(x, sigma) of a denoiser or consistency function exported in its own value units: psbench's [-1, 1]
+// data (x) and noise levels scale by a = (hi - lo) / 2 and shift by b = (hi + lo) / 2, and the output back.
+at::Tensor forward_x_sigma(torch::jit::Module& module, const TorchScriptConventions& conv, c10::Device device,
+                           const at::Tensor& x, const at::Tensor& sigma) {
+  const double a = (conv.value_hi - conv.value_lo) / 2.0, b = (conv.value_hi + conv.value_lo) / 2.0;
+  auto xn = (x.to(device, at::kFloat) * a + b);
+  auto sn = sigma.to(device, at::kFloat) * a;
+  auto out = module.forward({xn, sn});
+  if (!out.isTensor()) throw std::runtime_error("TorchScript " + conv.kind + " returned a non-tensor");
   auto d = out.toTensor();
   if (d.sizes() != x.sizes())
-    throw std::runtime_error("TorchScript denoiser returned shape " + shape_string(d.sizes().vec()) +
+    throw std::runtime_error("TorchScript " + conv.kind + " returned shape " + shape_string(d.sizes().vec()) +
                              " for input " + shape_string(x.sizes().vec()));
   return ((d - b) / a).to(x.device(), x.scalar_type());
+}
+}  // namespace
+
+at::Tensor TorchScriptDenoiser::denoise(const at::Tensor& x, const at::Tensor& sigma) const {
+  return forward_x_sigma(module_, conv_, device_, x, sigma);
+}
+
+TorchScriptConsistency::TorchScriptConsistency(const std::string& path, const TorchScriptConventions& conv,
+                                               c10::Device device, int64_t steps)
+    : MultistepConsistency(conv.shape, steps, conv.sigma_min, conv.sigma_max),
+      module_(load_torchscript(path, "consistency", device)),
+      conv_(conv),
+      device_(device) {}
+
+at::Tensor TorchScriptConsistency::consistency(const at::Tensor& x, const at::Tensor& sigma) const {
+  return forward_x_sigma(module_, conv_, device_, x, sigma);
 }
 
 TorchScriptGenerator::TorchScriptGenerator(const std::string& path, const TorchScriptConventions& conv, c10::Device device)

@@ -32,29 +32,39 @@ class NetworkDenoiser : public Denoiser {
 // stacked along channels; x = f(sigma_max z_0, sigma_max); then for i >= 1:
 // x = f(x + sqrt(tau_i^2 - sigma_min^2) z_i, tau_i), with tau_i on the Karras grid of k + 1 points
 // (rho = 7) from sigma_max towards sigma_min, the last point dropped. k = 1 is Phi(z) = f(sigma_max z, sigma_max).
-class ConsistencyGenerator : public Generator, public ConsistencyFunction {
+// Subclasses give the consistency function f; it is also offered as such (the x0 estimate of DPS-CM).
+class MultistepConsistency : public Generator, public ConsistencyFunction {
  public:
-  ConsistencyGenerator(nn::Preconditioned model, c10::Device device, Shape data_shape, int64_t steps);
+  MultistepConsistency(Shape data_shape, int64_t steps, double sigma_min, double sigma_max);
   Shape latent_shape() const override;
   at::Tensor generate(const at::Tensor& z) const override;
   int64_t evaluations_per_call() const override { return steps_; }
-  // The consistency function f(x, sigma) itself: x0 estimate from a noisy state (DPS-CM).
-  at::Tensor consistency(const at::Tensor& x, const at::Tensor& sigma) const override;
   const std::vector<double>& times() const { return times_; }
+
+ private:
+  Shape shape_;
+  int64_t steps_;
+  double sigma_min_;
+  std::vector<double> times_;
+};
+
+// psbench's consistency model (nn/edm.h model file) as f.
+class ConsistencyGenerator : public MultistepConsistency {
+ public:
+  ConsistencyGenerator(nn::Preconditioned model, c10::Device device, Shape data_shape, int64_t steps);
+  at::Tensor consistency(const at::Tensor& x, const at::Tensor& sigma) const override;
 
  private:
   mutable nn::Preconditioned model_;
   c10::Device device_;
-  Shape shape_;
-  int64_t steps_;
-  std::vector<double> times_;
 };
 
 // Conventions of a TorchScript network, from its sidecar YAML (FILE.yaml next to FILE.pt, or given):
-//   kind: denoiser | generator        # forward(x, sigma) in the EDM convention, or forward(z)
+//   kind: denoiser | generator | consistency   # forward(x, sigma) in the EDM convention, forward(z), or
+//                                     # forward(x, sigma) = f(x, sigma), a consistency function
 //   shape: [C, H, W]                  # data shape (generator: also the latent shape unless latent_shape)
 //   latent_shape: [C, H, W]           # optional, generator only
-//   sigma_min: 0.002, sigma_max: 80, sigma_data: 0.5   # denoiser only
+//   sigma_min: 0.002, sigma_max: 80, sigma_data: 0.5   # denoiser and consistency
 //   value_range: [-1, 1]              # the network's data range; psbench works in [-1, 1]
 //   evaluations_per_call: 1           # generator only: network evaluations inside one forward
 struct TorchScriptConventions {
@@ -76,6 +86,19 @@ class TorchScriptDenoiser : public Denoiser {
   double sigma_min() const override { return conv_.sigma_min; }
   double sigma_max() const override { return conv_.sigma_max; }
   double sigma_data() const override { return conv_.sigma_data; }
+
+ private:
+  mutable torch::jit::Module module_;
+  TorchScriptConventions conv_;
+  c10::Device device_;
+};
+
+// A consistency function exported from PyTorch (e.g. openai/consistency_models' denoise(...)[1]), and the
+// multistep (steps >= 1) consistency sampler built on it.
+class TorchScriptConsistency : public MultistepConsistency {
+ public:
+  TorchScriptConsistency(const std::string& path, const TorchScriptConventions& conv, c10::Device device, int64_t steps);
+  at::Tensor consistency(const at::Tensor& x, const at::Tensor& sigma) const override;
 
  private:
   mutable torch::jit::Module module_;

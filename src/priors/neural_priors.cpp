@@ -53,7 +53,7 @@ class NeuralPrior : public Prior {
   std::string name_;
   Shape shape_;
   std::unique_ptr<Denoiser> denoiser_;
-  std::unique_ptr<Generator> generator_;
+  std::shared_ptr<const Generator> generator_;  // may be the same object as consistency_
   // The consistency model's f for DPS-CM, or the ODE of the denoiser from sigma to 0 (ode_steps).
   std::shared_ptr<const ConsistencyFunction> consistency_;
   std::map<std::string, std::string> provenance_;
@@ -96,10 +96,9 @@ PriorRegistrar reg_consistency(
        auto f = nn::load_model(path);
        auto prior = std::make_unique<NeuralPrior>("consistency", model_shape(f, path));
        prior->record_file("generator", path, f.meta);
-       auto gen = std::make_unique<ConsistencyGenerator>(f.model, device, prior->shape_, o.get_int("steps"));
-       // f(x, sigma) itself (one network evaluation) for DPS-CM; aliases the generator, owned by the prior.
-       prior->consistency_ = std::shared_ptr<const ConsistencyFunction>(std::shared_ptr<void>(), gen.get());
-       prior->generator_ = std::move(gen);
+       auto gen = std::make_shared<ConsistencyGenerator>(f.model, device, prior->shape_, o.get_int("steps"));
+       prior->consistency_ = gen;  // f(x, sigma) itself (one network evaluation) for DPS-CM
+       prior->generator_ = gen;
        if (!o.get_string("teacher").empty()) {
          const auto tpath = resolve_model_path(o.get_string("teacher"));
          auto t = nn::load_model(tpath);
@@ -118,19 +117,32 @@ std::string conventions_path(const std::string& given, const std::string& model)
 
 PriorRegistrar reg_torchscript(
     {"torchscript",
-     "networks exported from PyTorch: denoiser forward(x, sigma) (EDM) and/or generator forward(z), with sidecar YAML",
+     "networks exported from PyTorch: denoiser forward(x, sigma) (EDM), consistency function forward(x, sigma) "
+     "and/or generator forward(z), each with a sidecar YAML",
      {OptionSpec::text("denoiser", "", "TorchScript denoiser file ('' for none)"),
-      OptionSpec::text("generator", "", "TorchScript generator file ('' for none: Phi = Heun ODE of the denoiser)"),
+      OptionSpec::text("consistency", "",
+                       "TorchScript consistency function f(x, sigma) ('' for none): the x0 estimate of DPS-CM/LGD-CM, "
+                       "and Phi (consistency_steps-step consistency sampling) when no generator file is given"),
+      OptionSpec::text("generator", "",
+                       "TorchScript generator file ('' for none: Phi from the consistency function, else the Heun ODE "
+                       "of the denoiser)"),
       OptionSpec::text("denoiser_conventions", "", "sidecar YAML (default: the denoiser file with .yaml)"),
+      OptionSpec::text("consistency_conventions", "", "sidecar YAML (default: the consistency file with .yaml)"),
       OptionSpec::text("generator_conventions", "", "sidecar YAML (default: the generator file with .yaml)"),
+      OptionSpec::integer("consistency_steps", 1, "steps of Phi from the consistency function (frozen noise)").at_least(1),
       OptionSpec::integer("ode_steps", 18, "Heun steps of Phi when no generator file is given").at_least(1),
       OptionSpec::real("rho", 7.0, "Karras grid exponent").above(0), device_option()},
      [](const Options& o, uint64_t) -> std::unique_ptr<Prior> {
        const auto device = parse_device(o.get_string("device"));
-       const auto dfile = o.get_string("denoiser"), gfile = o.get_string("generator");
-       if (dfile.empty() && gfile.empty())
-         throw ConfigError("prior torchscript: give a denoiser and/or a generator file");
+       const auto dfile = o.get_string("denoiser"), gfile = o.get_string("generator"), cfile = o.get_string("consistency");
+       if (dfile.empty() && gfile.empty() && cfile.empty())
+         throw ConfigError("prior torchscript: give a denoiser, a consistency and/or a generator file");
        std::unique_ptr<NeuralPrior> prior;
+       auto shape_of = [&prior](const TorchScriptConventions& conv, const char* role) {
+         if (!prior) prior = std::make_unique<NeuralPrior>("torchscript", conv.shape);
+         else if (prior->shape_ != conv.shape)
+           throw ConfigError(std::string("prior torchscript: the ") + role + " file's shape differs from the denoiser's");
+       };
        if (!dfile.empty()) {
          const auto path = resolve_model_path(dfile);
          auto conv = TorchScriptConventions::load(conventions_path(o.get_string("denoiser_conventions"), path));
@@ -143,16 +155,29 @@ PriorRegistrar reg_torchscript(
          const auto path = resolve_model_path(gfile);
          auto conv = TorchScriptConventions::load(conventions_path(o.get_string("generator_conventions"), path));
          if (conv.kind != "generator") throw ConfigError("prior torchscript: conventions of '" + path + "' say kind " + conv.kind);
-         if (!prior) prior = std::make_unique<NeuralPrior>("torchscript", conv.shape);
-         else if (prior->shape_ != conv.shape)
-           throw ConfigError("prior torchscript: denoiser and generator have different data shapes");
+         shape_of(conv, "generator");
          prior->record_file("generator", path);
          prior->generator_ = std::make_unique<TorchScriptGenerator>(path, conv, device);
-       } else {
-         prior->generator_ = ode_phi(*prior->denoiser_, prior->shape_, o.get_int("ode_steps"), o.get_real("rho"));
        }
-       if (prior->denoiser_)
+       std::shared_ptr<TorchScriptConsistency> cm;
+       if (!cfile.empty()) {
+         const auto path = resolve_model_path(cfile);
+         auto conv = TorchScriptConventions::load(conventions_path(o.get_string("consistency_conventions"), path));
+         if (conv.kind != "consistency")
+           throw ConfigError("prior torchscript: conventions of '" + path + "' say kind " + conv.kind);
+         shape_of(conv, "consistency");
+         prior->record_file("consistency", path);
+         cm = std::make_shared<TorchScriptConsistency>(path, conv, device, o.get_int("consistency_steps"));
+         prior->consistency_ = cm;
+       } else if (prior->denoiser_) {
          prior->consistency_ = std::make_shared<OdeConsistency>(*prior->denoiser_, o.get_int("ode_steps"), o.get_real("rho"));
+       }
+       if (!prior->generator_) {
+         if (cm)
+           prior->generator_ = cm;  // Phi(z): consistency sampling with f
+         else
+           prior->generator_ = ode_phi(*prior->denoiser_, prior->shape_, o.get_int("ode_steps"), o.get_real("rho"));
+       }
        return prior;
      }});
 

@@ -343,13 +343,18 @@ CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* me
 RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOptions& opts) {
   PriorCache priors(opts.device);
   if (!opts.validated) validate_experiment(ex, priors);
+  std::vector<size_t> all;
+  if (!opts.cells)
+    for (size_t j = 0; j < ex.cells.size(); ++j) all.push_back(j);
+  const auto& selected = opts.cells ? *opts.cells : all;
   RunSummary sum;
-  sum.total = static_cast<int>(ex.cells.size());
+  sum.total = static_cast<int>(selected.size());
   const auto done = store.complete_keys();
-  int index = 0;
-  for (const auto& spec : ex.cells) {
-    ++index;
-    const std::string tag = "[" + std::to_string(index) + "/" + std::to_string(sum.total) + "] " + describe(spec);
+  int done_here = 0;
+  for (size_t j : selected) {
+    const auto& spec = ex.cells.at(j);
+    ++done_here;
+    const std::string tag = "[" + std::to_string(done_here) + "/" + std::to_string(sum.total) + "] " + describe(spec);
     if (done.count(spec.key())) {
       ++sum.skipped;
       if (opts.log) opts.log(tag + ": already complete, skipped");
@@ -357,7 +362,7 @@ RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOpt
     }
     Stopwatch clock;
     CellRecord rec = run_cell(spec, priors, opts);
-    rec.attributes[schema::kCellIndex] = std::to_string(index - 1);  // position in the experiment, for reports
+    rec.attributes[schema::kCellIndex] = std::to_string(j);  // position in the experiment, for reports
     store.write(rec);
     const auto& status = rec.attr(schema::kStatus);
     switch (schema::parse_status(status)) {

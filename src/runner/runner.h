@@ -29,6 +29,7 @@ struct RunOptions {
   std::string device = "cpu";
   std::function<void(const std::string&)> log;  // progress lines; may be empty
   bool validated = false;                        // validate_experiment already ran
+  const std::vector<size_t>* cells = nullptr;    // indices of the cells to run (select_cells); null: all
 };
 
 struct RunSummary {
@@ -59,7 +60,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
 // Replaces every metric array and attribute of the record; other contents are kept.
 CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* metrics, PriorCache& priors);
 
-// Runs every cell not already complete in `store`, writing each cell atomically.
+// Runs every selected cell (opts.cells) not already complete in `store`, writing each cell atomically.
 RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOptions& opts);
 
 }  // namespace psbench

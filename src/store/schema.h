@@ -20,6 +20,12 @@ inline constexpr char kPartialPrefix[] = ".partial-";
 // File attributes (besides the provenance attributes below).
 inline constexpr char kExperiment[] = "experiment";
 inline constexpr char kExperimentFile[] = "experiment_file";
+// Hash of every cell's configuration (runner/selection.h), the experiment's cell count, and "i/N" for a
+// shard's file: `merge` combines only files with one experiment_hash.
+inline constexpr char kExperimentHash[] = "experiment_hash";
+inline constexpr char kExperimentCells[] = "experiment_cells";
+inline constexpr char kShard[] = "shard";
+inline constexpr char kMergedFrom[] = "merged_from";
 
 // Cell arrays: ground truth and measurements [M, ...].
 inline constexpr char kXTrue[] = "x_true";

@@ -9,6 +9,7 @@
 #include "core/sha256.h"
 #include "nn/edm.h"
 #include "priors/neural.h"
+#include "store/result_store.h"
 #include "test_util.h"
 
 using namespace psbench;
@@ -196,11 +197,41 @@ TEST_CASE("TorchScript networks exported from PyTorch give PyTorch's outputs") {
   { std::ofstream(dir + "/bad.yaml") << "kind: denoiser\nshape: [1, 28, 28]\nsigma_min: 5\nsigma_max: 1\n"; }
   CHECK_THROWS_AS(TorchScriptConventions::load(dir + "/bad.yaml"), ConfigError);
 
+  // A consistency function (kind consistency): f itself, and Phi(z) = f(sigma_max z, sigma_max) built on it.
+  auto cconv = TorchScriptConventions::load(dir + "/demo_consistency.yaml");
+  TorchScriptConsistency cm(dir + "/demo_consistency.pt", cconv, cpu, 1);
+  CHECK(torch::allclose(cm.consistency(get("x"), get("sigma")), get("consistent"), 1e-5, 1e-6));
+  CHECK(torch::allclose(cm.generate(get("z_image")), get("one_step"), 1e-5, 1e-6));
+  CHECK(TorchScriptConsistency(dir + "/demo_consistency.pt", cconv, cpu, 3).evaluations_per_call() == 3);
+  // A consistency function is a forward(x, sigma): a generator's forward(z) is refused as one.
+  CHECK_THROWS_WITH(load_torchscript(dir + "/demo_generator.pt", "consistency", cpu), Catch::Contains("forward(x, sigma)"));
+
   // Through the prior registry and the CLI: a PNG grid from the TorchScript generator.
   CHECK(run_cli("sample --prior torchscript --set generator=" + dir + "/demo_generator.pt --set denoiser=" + dir +
                     "/demo_denoiser.pt --method generator --n 4 --out " + dir + "/grid.png",
                 dir + "/sample.log") == 0);
   CHECK(std::filesystem::file_size(dir + "/grid.png") > 100);
+
+  // The paper's DPS-CM and LGD-CM on exported networks: a denoiser and a consistency file (Phi from f).
+  std::ofstream(dir + "/cm.yaml") << "name: ts_cm\nseed: 0\nmeasurements: 1\nsamples_per_measurement: 2\n"
+                                     "metrics: [psnr, data_consistency]\n"
+                                     "tasks: [{name: sr_avgpool, factor: 4, sigma_y: 0.1}]\n"
+                                     "datasets: [{name: fashion_mnist, split: test}]\n"
+                                     "priors: [{name: torchscript, denoiser: " + dir + "/demo_denoiser.pt, consistency: " +
+                                     dir + "/demo_consistency.pt}]\n"
+                                     "samplers:\n"
+                                     "  - {name: dps, steps: 4, x0_estimate: consistency, convention: cps}\n"
+                                     "  - {name: lgd, steps: 4, x0_estimate: consistency, convention: cps}\n"
+                                     "  - {name: noise_langevin, warm_start_steps: 3, burn_in: 0, step_size: 1.0e-4}\n";
+  REQUIRE(run_cli("run " + dir + "/cm.yaml --out " + dir + "/cm.h5", dir + "/cm.log") == 0);
+  INFO(read_text(dir + "/cm.log"));
+  const auto cells = Hdf5Store(dir + "/cm.h5", "r").read_all();
+  REQUIRE(cells.size() == 3);
+  for (const auto& c : cells) {
+    CHECK(c.attr("status") == "ok");
+    CHECK(c.attr("prior:consistency_file") == dir + "/demo_consistency.pt");
+    CHECK(c.has_attr("prior:consistency_sha256"));
+  }
 }
 
 TEST_CASE("every sampler runs on the shipped neural priors through the runner") {

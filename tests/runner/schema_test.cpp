@@ -71,6 +71,7 @@ TEST_CASE("a run writes only names of the results schema", "[schema][runner][cli
   CHECK(seen.count(sc::CellStatus::Diverged));
   for (const auto& [k, v] : store.file_attributes()) {
     INFO("file attribute " << k);
-    CHECK((k == sc::kExperiment || k == sc::kExperimentFile || attributes.count(k) > 0));
+    CHECK((k == sc::kExperiment || k == sc::kExperimentFile || k == sc::kExperimentHash || k == sc::kExperimentCells ||
+           attributes.count(k) > 0));
   }
 }

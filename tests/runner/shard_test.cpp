@@ -1,0 +1,192 @@
+// Sweeps at scale (README "Sweeps at scale"): --only filters, --shard i/N partitions, `merge` combines the
+// shards into the unsharded run's results and refuses what it cannot combine, and a second writer of one
+// results file is refused.
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "core/errors.h"
+#include "runner/experiment.h"
+#include "runner/selection.h"
+#include "store/merge.h"
+#include "store/result_store.h"
+#include "store/schema.h"
+#include "test_util.h"
+
+using namespace psbench;
+using psbench::testing::read_text;
+using psbench::testing::run_cli;
+using psbench::testing::temp_dir;
+
+namespace {
+
+// Six cells (3 samplers x 2 noise levels) that run in about a second.
+const char* kShardExperiment = R"(name: shards
+seed: 11
+measurements: 2
+samples_per_measurement: 4
+metrics: [mse_to_truth, posterior_mean_rmse]
+tasks:
+  - {name: gmm_lowrank, d_y: 2, sigma_y: [0.1, 0.3]}
+priors:
+  - {name: gmm, dim: 6, ode_steps: 3}
+samplers:
+  - exact
+  - {name: noise_langevin, chains: 2, warm_start_steps: 5, step_size: [1.0e-3, 1.0e-2]}
+)";
+
+std::string write_experiment(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+// Results that must agree between two runs of one cell (timings and memory are measurements of the machine).
+void check_same_results(const std::vector<CellRecord>& a, const std::vector<CellRecord>& b) {
+  std::map<std::string, const CellRecord*> by_key;
+  for (const auto& c : b) by_key[c.key] = &c;
+  REQUIRE(a.size() == b.size());
+  for (const auto& c : a) {
+    INFO("cell " << c.key);
+    REQUIRE(by_key.count(c.key));
+    const auto& other = *by_key.at(c.key);
+    CHECK(c.attr(schema::kCellIndex) == other.attr(schema::kCellIndex));
+    CHECK(c.attr(schema::kStatus) == other.attr(schema::kStatus));
+    for (const auto& [name, arr] : c.arrays) {
+      if (name.rfind(schema::kTimeGroup, 0) == 0 || name.rfind(schema::kResourcesGroup, 0) == 0) continue;
+      INFO(name);
+      REQUIRE(other.arrays.count(name));
+      CHECK(at::equal(arr, other.arrays.at(name)));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("Shards partition the cells and their merge equals the unsharded run", "[runner][shard][cli]") {
+  const auto dir = temp_dir("shards");
+  const auto yaml = write_experiment(dir, "shards.yaml", kShardExperiment);
+  REQUIRE(run_cli("run " + yaml + " --out " + dir + "/all.h5", dir + "/all.log") == 0);
+  std::string shards;
+  for (int i = 1; i <= 4; ++i) {  // 6 cells over 4 shards: sizes 2, 2, 1, 1
+    const std::string s = dir + "/s" + std::to_string(i) + ".h5";
+    INFO(read_text(dir + "/s.log"));
+    REQUIRE(run_cli("run " + yaml + " --shard " + std::to_string(i) + "/4 --out " + s, dir + "/s.log") == 0);
+    const auto cells = Hdf5Store(s, "r").read_all();
+    CHECK(cells.size() == (i <= 2 ? 2u : 1u));
+    for (const auto& c : cells) CHECK(std::stoi(c.attr(schema::kCellIndex)) % 4 == i - 1);
+    CHECK(Hdf5Store(s, "r").file_attributes().at(schema::kShard) == std::to_string(i) + "/4");
+    shards += " " + s;
+  }
+  // Shard 2 given twice: a duplicate with equal results is written once.
+  REQUIRE(run_cli("merge " + dir + "/merged.h5" + shards + " " + dir + "/s2.h5", dir + "/merge.log") == 0);
+  CHECK(read_text(dir + "/merge.log").find("6 cells of 6") != std::string::npos);
+  CHECK(read_text(dir + "/merge.log").find("2 duplicate(s)") != std::string::npos);
+  check_same_results(Hdf5Store(dir + "/all.h5", "r").read_all(), Hdf5Store(dir + "/merged.h5", "r").read_all());
+  const auto attrs = Hdf5Store(dir + "/merged.h5", "r").file_attributes();
+  CHECK(attrs.at(schema::kExperimentHash) == Hdf5Store(dir + "/all.h5", "r").file_attributes().at(schema::kExperimentHash));
+  CHECK(attrs.count(schema::kShard) == 0);
+  // The merged file is never overwritten by a later merge, and no temporary file is left behind.
+  CHECK(run_cli("merge " + dir + "/merged.h5 " + dir + "/s1.h5", dir + "/again.log") == 2);
+  CHECK(read_text(dir + "/again.log").find("does not overwrite") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir + "/merged.h5.merging"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("merge refuses shards of different experiments and cells whose results differ", "[runner][shard]") {
+  const auto dir = temp_dir("merge_refuse");
+  const auto a = write_experiment(dir, "a.yaml", kShardExperiment);
+  std::string changed = kShardExperiment;
+  changed.replace(changed.find("seed: 11"), 8, "seed: 12");
+  const auto b = write_experiment(dir, "b.yaml", changed);
+  REQUIRE(run_cli("run " + a + " --shard 1/2 --out " + dir + "/a1.h5", dir + "/a1.log") == 0);
+  REQUIRE(run_cli("run " + b + " --shard 2/2 --out " + dir + "/b2.h5", dir + "/b2.log") == 0);
+  CHECK(run_cli("merge " + dir + "/m.h5 " + dir + "/a1.h5 " + dir + "/b2.h5", dir + "/mix.log") == 2);
+  const auto mix = read_text(dir + "/mix.log");
+  CHECK(mix.find("experiment_hash") != std::string::npos);
+  CHECK(mix.find("b2.h5") != std::string::npos);
+  CHECK(std::count(mix.begin(), mix.end(), '\n') == 1);
+  CHECK_FALSE(std::filesystem::exists(dir + "/m.h5"));
+
+  // The same cell with different metric values in two files of one experiment.
+  auto cells = Hdf5Store(dir + "/a1.h5", "r").read_all();
+  auto ok = std::find_if(cells.begin(), cells.end(), [](const CellRecord& c) { return c.attr(schema::kStatus) == "ok"; });
+  REQUIRE(ok != cells.end());
+  const auto attrs = Hdf5Store(dir + "/a1.h5", "r").file_attributes();
+  CellRecord altered = *ok;
+  auto& mse = altered.arrays.at(std::string(schema::kMetricsGroup) + "mse_to_truth");
+  mse = mse.clone();
+  mse.index_put_({0}, mse[0] + 1e-9);
+  { Hdf5Store(dir + "/x.h5", "a", attrs).write(altered); }
+  try {
+    merge_results(dir + "/m.h5", {dir + "/a1.h5", dir + "/x.h5"});
+    FAIL("merge accepted a cell with two different results");
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find(altered.key) != std::string::npos);
+    CHECK(msg.find("metrics/mse_to_truth") != std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir + "/m.h5"));
+  // A file without experiment_hash (not a run's output) is refused by name.
+  { Hdf5Store(dir + "/plain.h5", "a").write(cells.front()); }
+  CHECK_THROWS_WITH(merge_results(dir + "/m.h5", {dir + "/a1.h5", dir + "/plain.h5"}),
+                    Catch::Contains("plain.h5") && Catch::Contains("experiment_hash"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("Filters select cells by component, option value and key, and name a field no cell has",
+          "[runner][shard]") {
+  auto ex = parse_experiment_text(kShardExperiment, "shards.yaml");
+  REQUIRE(ex.cells.size() == 6);
+  auto pick = [&](std::vector<std::string> only, int64_t shard = 1, int64_t n = 1) {
+    CellSelection sel;
+    sel.only = std::move(only);
+    sel.shard = shard;
+    sel.num_shards = n;
+    return select_cells(ex, sel).size();
+  };
+  CHECK(pick({}) == 6);
+  CHECK(pick({"sampler=exact"}) == 2);
+  CHECK(pick({"sampler=noise_langevin", "task.sigma_y=0.3"}) == 2);
+  CHECK(pick({"sampler.step_size=0.001"}) == 2);  // by value: the file says 1.0e-3
+  CHECK(pick({"sampler.step_size=1e-3", "sampler.step_size=1e-2"}) == 4);  // one field twice: either value
+  CHECK(pick({"key=" + ex.cells[3].key()}) == 1);
+  CHECK(pick({"sampler=noise_langevin"}, 2, 2) == 2);  // cells 1 and 3 of 2, 3, 4, 5
+  CHECK_THROWS_WITH(pick({"sampler.temperature=1"}), Catch::Contains("sampler.temperature"));
+  CHECK_THROWS_WITH(pick({"sampler=dps"}), Catch::Contains("selects no cell"));
+  CHECK_THROWS_WITH(pick({"sampler"}), Catch::Contains("FIELD=VALUE"));
+  CellSelection sel;
+  for (const char* bad : {"0/2", "3/2", "1", "1/2x", "a/b"}) CHECK_THROWS_AS(parse_shard(bad, sel), ConfigError);
+  parse_shard("2/3", sel);
+  CHECK((sel.shard == 2 && sel.num_shards == 3));
+  // Every shard's experiment_hash is the experiment's: it changes with any cell's configuration only.
+  std::string changed = kShardExperiment;
+  changed.replace(changed.find("1.0e-2"), 6, "2.0e-2");
+  CHECK(experiment_hash(ex) == experiment_hash(parse_experiment_text(kShardExperiment, "elsewhere.yaml")));
+  CHECK(experiment_hash(ex) != experiment_hash(parse_experiment_text(changed, "shards.yaml")));
+}
+
+TEST_CASE("A second process writing the same results file is refused and the file is left alone",
+          "[runner][shard][cli]") {
+  const auto dir = temp_dir("writer_lock");
+  const auto yaml = write_experiment(dir, "shards.yaml", kShardExperiment);
+  const std::string out = dir + "/r.h5", other = dir + "/other.h5";
+  REQUIRE(run_cli("run " + yaml + " --only sampler=exact --out " + other, dir + "/other.log") == 0);
+  {
+    WriterLock held(out);  // as a running `psbench run` holds it
+    CHECK(run_cli("run " + yaml + " --out " + out, dir + "/second.log") == 2);
+    const auto msg = read_text(dir + "/second.log");
+    CHECK(msg.find("another psbench process (pid " + std::to_string(::getpid()) + ")") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(out));
+    CHECK(run_cli("run " + yaml + " --out " + out + " --fresh", dir + "/fresh.log") == 2);
+    CHECK(run_cli("merge " + out + " " + other, dir + "/merge.log") == 2);
+    CHECK(read_text(dir + "/merge.log").find("another psbench process") != std::string::npos);
+  }
+  // Released (as when the first process exits or is killed): the run proceeds.
+  CHECK(run_cli("run " + yaml + " --out " + out, dir + "/after.log") == 0);
+  CHECK(Hdf5Store(out, "r").read_all().size() == 6);
+  std::filesystem::remove_all(dir);
+}
