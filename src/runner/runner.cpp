@@ -202,7 +202,8 @@ std::vector<CellPlan> validate_experiment(const Experiment& ex, PriorCache& prio
   return plans;
 }
 
-CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts) {
+CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts,
+                    const std::function<void(int64_t, int64_t)>& after_measurement) {
   const bool peak_per_cell = reset_peak_rss();
   Stopwatch cell_clock;
   double scoring_seconds = 0;
@@ -231,6 +232,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     std::vector<double> wsec, ssec;
     bool all_measurements_ok = true;
     for (int64_t m = 0; m < spec.measurements; ++m) {
+      if (opts.stop && opts.stop->load()) throw RunInterrupted("interrupted");
       Measurement meas = make_measurement(spec, c, m);
       xs.push_back(meas.x_true);
       ys.push_back(meas.y);
@@ -252,6 +254,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
       int64_t ndiv = 0;
       for (auto d : out.diverged) ndiv += d;
       diverged.push_back(ndiv);
+      if (after_measurement) after_measurement(m, out.warmup_nfe.total() + out.sampling_nfe.total());
       for (const auto& [name, values] : out.trace)
         if (!values.empty()) rec.arrays[schema::kTraceGroup + name + "/" + index_name(m)] = as_tensor(values);
       if (spec.store_samples && out.samples.size(0) > 0)
@@ -284,6 +287,8 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
       scoring_seconds = scoring.seconds();
     }
   } catch (const ConfigError&) {
+    throw;
+  } catch (const RunInterrupted&) {
     throw;
   } catch (const std::exception& e) {
     rec.attributes[schema::kStatus] = schema::status_name(schema::CellStatus::Failed);
@@ -350,6 +355,11 @@ RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOpt
   RunSummary sum;
   sum.total = static_cast<int>(selected.size());
   const auto done = store.complete_keys();
+  RunProgress prog;
+  prog.cells_total = sum.total;
+  for (size_t j : selected)
+    if (!done.count(ex.cells.at(j).key())) prog.measurements_left += ex.cells.at(j).measurements;
+  Stopwatch run_clock;
   int done_here = 0;
   for (size_t j : selected) {
     const auto& spec = ex.cells.at(j);
@@ -357,13 +367,42 @@ RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOpt
     const std::string tag = "[" + std::to_string(done_here) + "/" + std::to_string(sum.total) + "] " + describe(spec);
     if (done.count(spec.key())) {
       ++sum.skipped;
+      ++prog.cells_done;
       if (opts.log) opts.log(tag + ": already complete, skipped");
       continue;
     }
+    if (opts.stop && opts.stop->load()) {
+      sum.interrupted = true;
+      break;
+    }
+    prog.cell = &spec;
+    prog.measurement = 0;
+    prog.cell_finished = false;
+    const int64_t left_before = prog.measurements_left;
+    auto after_measurement = [&](int64_t m, int64_t nfe) {
+      prog.measurement = m + 1;
+      prog.measurements_left = left_before - (m + 1);
+      ++prog.measurements_run;
+      prog.nfe_run += nfe;
+      prog.seconds = run_clock.seconds();
+      if (opts.progress) opts.progress(prog);
+    };
     Stopwatch clock;
-    CellRecord rec = run_cell(spec, priors, opts);
+    CellRecord rec;
+    try {
+      rec = run_cell(spec, priors, opts, after_measurement);
+    } catch (const RunInterrupted&) {
+      sum.interrupted = true;  // the cell is not written: it runs again on resume
+      if (opts.log) opts.log(tag + ": interrupted, not written");
+      break;
+    }
     rec.attributes[schema::kCellIndex] = std::to_string(j);  // position in the experiment, for reports
     store.write(rec);
+    prog.measurements_left = left_before - spec.measurements;  // also when a measurement threw
+    ++prog.cells_done;
+    prog.cell_finished = true;
+    prog.seconds = run_clock.seconds();
+    if (opts.progress) opts.progress(prog);
     const auto& status = rec.attr(schema::kStatus);
     switch (schema::parse_status(status)) {
       case schema::CellStatus::Ok: ++sum.ok; break;

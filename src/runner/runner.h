@@ -1,7 +1,9 @@
 #pragma once
 // The runner: the only place that wires dataset, task, prior, sampler, metrics and store. No
 // task- or sampler-specific branches: everything comes from the registries.
+#include <atomic>
 #include <functional>
+#include <stdexcept>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,16 +26,38 @@ class PriorCache {
   std::map<std::string, std::unique_ptr<Prior>> priors_;
 };
 
+// Where a run stands, after each measurement and each cell (psbench run prints it as progress).
+struct RunProgress {
+  int cells_done = 0, cells_total = 0;  // cells of this run finished (skipped ones count), of the selection
+  const CellSpec* cell = nullptr;       // the cell running, or the one just finished
+  int64_t measurement = 0;              // measurements of `cell` finished
+  int64_t measurements_left = 0;        // in this run, after this one: of `cell` and of cells not started
+  int64_t measurements_run = 0;         // finished in this run (not skipped), over every cell
+  int64_t nfe_run = 0;                  // network evaluations counted in this run
+  double seconds = 0;                   // since the run started
+  bool cell_finished = false;
+};
+
 struct RunOptions {
   int threads = 1;
   std::string device = "cpu";
-  std::function<void(const std::string&)> log;  // progress lines; may be empty
-  bool validated = false;                        // validate_experiment already ran
-  const std::vector<size_t>* cells = nullptr;    // indices of the cells to run (select_cells); null: all
+  std::function<void(const std::string&)> log;        // one line per cell; may be empty
+  std::function<void(const RunProgress&)> progress;   // after each measurement and cell; may be empty
+  bool validated = false;                              // validate_experiment already ran
+  const std::vector<size_t>* cells = nullptr;          // indices of the cells to run (select_cells); null: all
+  // Set (e.g. by a SIGINT/SIGTERM handler) to stop: the running cell is abandoned at the next measurement
+  // boundary and not written (it runs again on resume); complete cells stay.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct RunSummary {
   int total = 0, skipped = 0, ok = 0, diverged = 0, failed = 0;
+  bool interrupted = false;  // opts.stop ended the run before every cell ran
+};
+
+// Thrown by run_cell when RunOptions::stop is set between measurements.
+struct RunInterrupted : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 const char* git_revision();
@@ -53,7 +77,10 @@ std::vector<CellPlan> validate_experiment(const Experiment& ex, PriorCache& prio
 std::string describe(const CellSpec& s);
 
 // Runs one cell; runtime failures and divergences are recorded in the returned record's status.
-CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts);
+// `after_measurement(m, nfe)` (may be empty) is called after measurement m with its network evaluations;
+// throws RunInterrupted when opts.stop is set at a measurement boundary.
+CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts,
+                    const std::function<void(int64_t, int64_t)>& after_measurement = {});
 
 // Scores a stored cell's samples again without re-sampling (psbench evaluate): with `metrics` (explicit
 // list) or else the cell's own explicit list, or the current default set. Needs samples/mNNNN arrays.

@@ -2,6 +2,11 @@
 #include <ATen/Parallel.h>
 #include <ATen/Context.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 
@@ -20,6 +25,68 @@ namespace psbench {
 namespace {
 namespace po = boost::program_options;
 
+// Exit code of a run stopped by SIGINT/SIGTERM (Slurm's preemption signal): the results file is valid and
+// `run` again resumes it.
+constexpr int kExitInterrupted = 3;
+
+std::atomic<bool> stop_requested{false};
+
+// First SIGINT/SIGTERM: stop at the next measurement boundary (the running cell is not written). A second
+// one: the default action, at once.
+extern "C" void on_stop_signal(int sig) {
+  if (stop_requested.exchange(true)) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+
+std::string clock_text(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e8) return "?";
+  const long s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  return buf;
+}
+
+std::string seconds_text(double seconds) {
+  if (seconds >= 60) return clock_text(seconds);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", seconds);
+  return buf;
+}
+
+// Progress on stderr: rewritten in place on a terminal; on a pipe or file one line per finished cell (the
+// run's log lines) and at most one progress line a minute in between.
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(bool terminal) : terminal_(terminal) {}
+  void operator()(const RunProgress& p) {
+    if (!terminal_ && !(p.seconds - last_line_ >= 60 && !p.cell_finished)) return;
+    const double per_measurement = p.measurements_run > 0 ? p.seconds / p.measurements_run : 0;
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.0f", p.seconds > 0 ? p.nfe_run / p.seconds : 0.0);
+    std::string line = "cells " + std::to_string(p.cells_done) + "/" + std::to_string(p.cells_total);
+    if (p.cell && !p.cell_finished)
+      line += ", " + p.cell->sampler.component() + " on " + p.cell->task.component() + " measurement " +
+              std::to_string(p.measurement) + "/" + std::to_string(p.cell->measurements);
+    line += ", elapsed " + clock_text(p.seconds) + ", ETA " +
+            (p.measurements_run > 0 ? clock_text(per_measurement * p.measurements_left) : std::string("?")) +
+            " (at this run's " + seconds_text(per_measurement) + " per measurement), " + rate + " NFE/s";
+    if (terminal_) {
+      std::cerr << "\r\033[K" << line << std::flush;
+    } else {
+      std::cerr << line << std::endl;
+      last_line_ = p.seconds;
+    }
+  }
+  // A log line printed over the live line (terminal) or as it is.
+  void log(const std::string& line) const { std::cerr << (terminal_ ? "\r\033[K" : "") << line << std::endl; }
+
+ private:
+  bool terminal_;
+  double last_line_ = 0;
+};
+
 int cmd_run(const std::vector<std::string>& args) {
   po::options_description desc("psbench run EXPERIMENT.yaml [options]");
   std::string experiment, out, device;
@@ -34,6 +101,7 @@ int cmd_run(const std::vector<std::string>& args) {
       "threads,t", po::value(&threads)->default_value(1), "intra-op threads (recorded with results)")(
       "device", po::value(&device)->default_value("cpu"), "cpu or cuda")(
       "fresh", "delete the results file first instead of resuming")(
+      "quiet,q", "no progress and no per-cell lines on stderr (errors and the exit code only)")(
       "var", po::value<std::vector<std::string>>(&vars)->composing(),
       "NAME=VALUE: the value of ${NAME} in the experiment file (repeatable; else the environment variable NAME)")(
       "only", po::value<std::vector<std::string>>(&selection.only)->composing(),
@@ -65,7 +133,13 @@ int cmd_run(const std::vector<std::string>& args) {
   RunOptions opts;
   opts.threads = threads;
   opts.device = device;
-  opts.log = [](const std::string& line) { std::cerr << line << std::endl; };
+  const bool quiet = vm.count("quiet") > 0;
+  const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  ProgressPrinter printer(terminal);
+  if (!quiet) {
+    opts.log = [&printer](const std::string& line) { printer.log(line); };
+    opts.progress = [&printer](const RunProgress& p) { printer(p); };
+  }
   auto file_attrs = provenance(opts);
   file_attrs[schema::kExperiment] = ex.name;
   file_attrs[schema::kExperimentFile] = experiment;
@@ -91,12 +165,29 @@ int cmd_run(const std::vector<std::string>& args) {
   if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) std::filesystem::create_directories(parent);
   WriterLock lock(out);  // before --fresh deletes anything: another run may be writing this file
   if (vm.count("fresh")) std::filesystem::remove(out);
-  std::cerr << "psbench: " << selected.size() << " of " << ex.cells.size() << " cells from " << experiment << " -> "
-            << out << std::endl;
+  if (!quiet)
+    std::cerr << "psbench: " << selected.size() << " of " << ex.cells.size() << " cells from " << experiment << " -> "
+              << out << std::endl;
   Hdf5Store store(out, "a", file_attrs);
+  stop_requested = false;
+  opts.stop = &stop_requested;
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  struct sigaction old_int {}, old_term {};
+  sigaction(SIGINT, &action, &old_int);
+  sigaction(SIGTERM, &action, &old_term);
   auto sum = run_experiment(ex, store, opts);
-  std::cerr << "psbench: " << sum.ok << " ok, " << sum.diverged << " diverged, " << sum.failed << " failed, "
-            << sum.skipped << " already complete; results in " << out << std::endl;
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  if (!quiet || sum.interrupted)
+    std::cerr << (terminal && !quiet ? "\r\033[K" : "") << "psbench: " << sum.ok << " ok, " << sum.diverged << " diverged, " << sum.failed
+              << " failed, " << sum.skipped << " already complete"
+              << (sum.interrupted ? ", interrupted (" + std::to_string(sum.total - sum.ok - sum.diverged - sum.failed - sum.skipped) +
+                                        " not run; run the same command again to resume)"
+                                  : std::string())
+              << "; results in " << out << std::endl;
+  if (sum.interrupted) return kExitInterrupted;
   return sum.failed > 0 ? 1 : 0;
 }
 
