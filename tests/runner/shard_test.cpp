@@ -190,3 +190,42 @@ TEST_CASE("A second process writing the same results file is refused and the fil
   CHECK(Hdf5Store(out, "r").read_all().size() == 6);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("psbench slurm writes a job array of the shards and a dependent merge job that reproduce the run",
+          "[runner][shard][slurm]") {
+  const auto dir = temp_dir("slurm_scripts");
+  const auto yaml = write_experiment(dir, "shards.yaml", kShardExperiment);
+  const std::string scripts = dir + "/jobs";
+  // Run from `dir`: the scripts cd there and write results/ under it.
+  const std::string in_dir = "cd " + dir + " && ";
+  REQUIRE(std::system((in_dir + PSBENCH_BINARY + " slurm " + yaml + " --shards 3 --cpus 2 --gpus 1 --mem 4G --time 1:00:00 "
+                       "--partition short --var 'NAME=a b' --dir " + scripts + " > " + dir + "/slurm.log 2>&1").c_str()) == 0);
+  const auto array = read_text(scripts + "/array.sh"), merge = read_text(scripts + "/merge.sh"),
+             submit = read_text(scripts + "/submit.sh");
+  INFO(array << merge << submit);
+  for (const char* want : {"#SBATCH --array=1-3", "#SBATCH --cpus-per-task=2", "#SBATCH --gres=gpu:1", "#SBATCH --mem=4G",
+                           "#SBATCH --time=1:00:00", "#SBATCH --partition=short", "#SBATCH --requeue", "--shard \"$i/3\"",
+                           "--threads 2 --device cuda", "--var 'NAME=a b'", "results/shards.shard-${i}-of-3.h5"})
+    CHECK(array.find(want) != std::string::npos);
+  for (int i = 1; i <= 3; ++i) CHECK(merge.find("results/shards.shard-" + std::to_string(i) + "-of-3.h5") != std::string::npos);
+  CHECK(submit.find("--dependency=afterok:$array") != std::string::npos);
+  for (const char* f : {"array.sh", "merge.sh", "submit.sh"})
+    CHECK(std::system(("sh -n " + scripts + "/" + f).c_str()) == 0);
+
+  // Without Slurm: each array task as Slurm would start it (SLURM_ARRAY_TASK_ID), then the merge job. The
+  // scripts ask for CUDA above; here a CPU copy of the array script runs (the same script but the device).
+  REQUIRE(std::system((in_dir + PSBENCH_BINARY + " slurm " + yaml + " --shards 3 --dir " + scripts + "-cpu > " + dir +
+                       "/slurm_cpu.log 2>&1").c_str()) == 0);
+  for (int i = 1; i <= 3; ++i)
+    REQUIRE(std::system(("cd " + dir + " && SLURM_ARRAY_TASK_ID=" + std::to_string(i) + " sh " + scripts +
+                         "-cpu/array.sh > " + dir + "/task.log 2>&1").c_str()) == 0);
+  CHECK(std::system(("sh " + scripts + "-cpu/array.sh > " + dir + "/no_task.log 2>&1").c_str()) != 0);
+  REQUIRE(std::system(("sh " + scripts + "-cpu/merge.sh > " + dir + "/merge.log 2>&1").c_str()) == 0);
+  REQUIRE(run_cli("run " + yaml + " --out " + dir + "/all.h5", dir + "/all.log") == 0);
+  check_same_results(Hdf5Store(dir + "/all.h5", "r").read_all(), Hdf5Store(dir + "/results/shards.h5", "r").read_all());
+  // A bad experiment fails before any script is written.
+  CHECK(run_cli("slurm " + dir + "/missing.yaml --shards 2 --dir " + dir + "/none", dir + "/bad.log") == 2);
+  CHECK_FALSE(std::filesystem::exists(dir + "/none"));
+  CHECK(run_cli("slurm " + yaml + " --dir " + dir + "/none", dir + "/noshards.log") == 2);
+  std::filesystem::remove_all(dir);
+}
