@@ -21,9 +21,9 @@ Figures (names without extension):
   nfe_<metric>        kind nfe: the metric (mean over measurements; error bars: standard error over them)
                       against network evaluations per measurement, counted (warm-up and chain,
                       forward-only and forward+backward together), log x. One line per sampler setting;
-                      the points along a line are the cells that differ in what sets their cost (an option
-                      that changes the planned NFE, e.g. steps or burn_in, or nfe_budget; K when nothing
-                      else does). Samplers without network evaluations (exact, pseudo_inverse) are
+                      the points along a line are the cells that differ in what sets their cost (a numeric
+                      option that changes the planned NFE, e.g. steps or burn_in, or nfe_budget; K when
+                      nothing else does). Samplers without network evaluations (exact, pseudo_inverse) are
                       horizontal dashed lines. One panel per problem (task, dataset, prior) and, when
                       other cost options vary, per K.
   nfe_sliced_wasserstein   kind nfe: the same for the sliced Wasserstein distance to the exact posterior,
@@ -84,7 +84,7 @@ UNITS = {"psnr": "dB", "sliced_wasserstein": "", "ssim": ""}
 IGNORED = {"store_samples", "metrics_explicit", "sampler.batch_size", "prior.device", S.EXPERIMENT}
 
 # Sizes in inches at DPI dots per inch: a figure of panels is (columns x PANEL_W + LEGEND_W, rows x PANEL_H +
-# TITLE_H), traces (columns x PANEL_W + TRACE_LEGEND_W, the same height), an image grid (GRID_EXTRA_W +
+# TITLE_H) and LEGEND_W more per extra legend column (more than LEGEND_LINES_PER_ROW entries a panel row), traces (columns x PANEL_W + TRACE_LEGEND_W, the same height), an image grid (GRID_EXTRA_W +
 # columns x GRID_CELL, GRID_EXTRA_H + rows x GRID_CELL). Multiples of 1/4 inch: exact in binary, so the
 # pixel sizes are whole numbers, which tests/report/figures_check.py checks.
 DPI = 100
@@ -133,15 +133,17 @@ def cell_table(df):
 
 
 def roles(cells, vary):
-    """Splits the options that vary into cost options (a different value changes the planned NFE with all
-    else equal; nfe_budget always), problem options (task, dataset, prior, other top-level ones that are not
+    """Splits the options that vary into cost options (numbers whose different values change the planned NFE
+    with all else equal; nfe_budget always), problem options (task, dataset, prior, other top-level ones that are not
     cost) and series options (sampler ones, and prior options that are cost)."""
     vary = [v for v in vary if v not in IGNORED]
     planned = S.PLANNED_NFE if S.PLANNED_NFE in cells and cells[S.PLANNED_NFE].notna().any() else "nfe"
     known = cells[cells[planned].notna()]
     cost = []
     for c in vary:
-        if c == K_COL or c.endswith(".name"):
+        # A choice (DPS's x0_estimate) may change the cost too, but is a different method: a series, not a point
+        # along one.
+        if c == K_COL or c.endswith(".name") or not pd.api.types.is_numeric_dtype(cells[c].dropna()):
             continue
         if c == BUDGET_COL:
             cost.append(c)
@@ -215,24 +217,43 @@ def panel_figure(n, title, subtitle=""):
     return fig, axes, legend_ax
 
 
+MARKERS = "osD^v<>ph*"
+
+
 class Palette:
-    """One colour per series label over a whole figure, so that one legend serves every panel."""
+    """One style per series label over a whole figure, so that one legend serves every panel: ten colours,
+    then the same colours with the next marker."""
 
     def __init__(self):
-        self.colors = {}
+        self.styles = {}
 
     def __call__(self, label):
-        return self.colors.setdefault(label, f"C{len(self.colors) % 10}")
+        i = self.styles.setdefault(label, len(self.styles))
+        return {"color": f"C{i % 10}", "marker": MARKERS[(i // 10) % len(MARKERS)]}
 
 
-def shared_legend(legend_ax, axes):
+# Legend lines that fit in one legend column of a panel row (8 pt lines).
+LEGEND_LINES_PER_ROW = 20
+
+
+def shared_legend(fig, legend_ax, axes):
+    """The legend of all panels in the column at the right; when it has more entries than fit, the column
+    (and the figure) grows by LEGEND_W per legend column."""
     handles = {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    if handles:
-        legend_ax.legend(list(handles.values()), [wrap(lab, 44) for lab in handles], loc="center left", fontsize=8,
-                         frameon=False)
+    if not handles:
+        return
+    gs = legend_ax.get_subplotspec().get_gridspec()
+    rows = gs.get_geometry()[0]
+    ncol = max(1, math.ceil(len(handles) / (LEGEND_LINES_PER_ROW * rows)))
+    if ncol > 1:
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w + (ncol - 1) * LEGEND_W, h)
+        gs.set_width_ratios(gs.get_width_ratios()[:-1] + [ncol * LEGEND_W])
+    legend_ax.legend(list(handles.values()), [wrap(lab, 44) for lab in handles], loc="center left", fontsize=8,
+                     frameon=False, ncol=ncol)
 
 
 def log_axis(ax, vertical=False):
@@ -299,15 +320,15 @@ def figure_vs_nfe(df, cells, metric, out, written, name=None):
             lab = label_of(sc.iloc[0], scols)
             ok = sc[np.isfinite(sc["mean"])]
             hidden += len(sc) - len(ok)
-            color = palette(lab)
+            style = palette(lab)
             zero = ok[ok["nfe"] <= 0]
             pos = ok[ok["nfe"] > 0]
             for j, (_, r) in enumerate(zero.iterrows()):
-                ax.axhline(r["mean"], color=color, ls="--", lw=1.2, label=f"{lab} (no network evaluations)"
+                ax.axhline(r["mean"], color=style["color"], ls="--", lw=1.2, label=f"{lab} (no network evaluations)"
                            if j == 0 else None)
             if len(pos):
                 positive = True
-                ax.errorbar(pos["nfe"], pos["mean"], yerr=pos["se"].fillna(0), color=color, marker="o", ms=4,
+                ax.errorbar(pos["nfe"], pos["mean"], yerr=pos["se"].fillna(0), **style, ms=4,
                             capsize=3, lw=1.2, label=lab)
             for _, r in sc.iterrows():
                 rows.append({"panel": label_of(r, panel_cols, short=False), "series": lab, R.KEY: r[R.KEY],
@@ -322,7 +343,7 @@ def figure_vs_nfe(df, cells, metric, out, written, name=None):
         ax.set_xlabel("network evaluations per measurement (warm-up + chain, all K samples)", fontsize=8)
         ax.set_ylabel(metric_axis_label(df, metric), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-    shared_legend(legend_ax, axes)
+    shared_legend(fig, legend_ax, axes)
     save(fig, pd.DataFrame(rows), out, name or f"nfe_{slug(metric)}", written)
 
 
@@ -358,6 +379,10 @@ def figure_vs_step(df, cells, metric, out, written):
         first = sub.iloc[0]
         others = [c for c in series + cost + [K_COL] if c != opt and c != "sampler.name"
                   and sub[c].astype(str).nunique() > 1]
+        # An option swept together with the step (one value per step value, e.g. ALMC's kappa with delta) is
+        # part of the x value, not a series of its own.
+        paired = [c for c in others if sub.groupby(sub[opt].astype(str))[c].nunique(dropna=False).max() == 1]
+        others = [c for c in others if c not in paired]
         title = first["sampler.name"] + (": " + label_of(first, problem, short=False) if problem else "")
         ax.set_title(wrap(title), fontsize=10)
         bad_label = "diverged or failed (no value)"
@@ -365,9 +390,9 @@ def figure_vs_step(df, cells, metric, out, written):
             sc = sc.sort_values(opt)
             lab = label_of(sc.iloc[0], ["sampler.name"] + others)
             ok = sc[np.isfinite(sc["mean"])]
-            color = palette(lab)
+            style = palette(lab)
             if len(ok):
-                ax.errorbar(ok[opt], ok["mean"], yerr=ok["se"].fillna(0), color=color, marker="o", ms=4, capsize=3,
+                ax.errorbar(ok[opt], ok["mean"], yerr=ok["se"].fillna(0), **style, ms=4, capsize=3,
                             lw=1.2, label=lab)
             bad = sc[~np.isfinite(sc["mean"])]
             if len(bad):
@@ -377,14 +402,16 @@ def figure_vs_step(df, cells, metric, out, written):
                 bad_label = None
             for _, r in sc.iterrows():
                 rows.append({"panel": title, "series": lab, R.KEY: r[R.KEY], S.STATUS: r[S.STATUS],
-                             "option": opt, "option_value": r[opt], f"{metric}_mean": r["mean"],
+                             "option": opt, "option_value": r[opt], **{c: r[c] for c in paired},
+                             f"{metric}_mean": r["mean"],
                              f"{metric}_se": r["se"], "n_measurements": int(r["n"]),
                              "nfe_per_measurement": r["nfe"]})
         log_axis(ax)
-        ax.set_xlabel(f"{opt} (log scale)", fontsize=9)
+        ax.set_xlabel(f"{opt} (log scale)" + (f"; swept with it: {', '.join(paired)}" if paired else ""),
+                      fontsize=9)
         ax.set_ylabel(metric_axis_label(df, metric), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-    shared_legend(legend_ax, axes)
+    shared_legend(fig, legend_ax, axes)
     save(fig, pd.DataFrame(rows), out, f"step_{slug(metric)}", written)
 
 
@@ -420,12 +447,12 @@ def figure_timing(df, cells, out, written):
         for i, sc in enumerate(lines):
             sc = sc.sort_values(K_COL)
             lab = label_of(sc.iloc[0], scols)
-            color = palette(lab)
+            style = palette(lab)
             pos = sc[sc["mean"] > 0]
-            ax.errorbar(pos[K_COL], pos["mean"], yerr=pos["se"].fillna(0), color=color, marker="o", ms=4, capsize=3,
+            ax.errorbar(pos[K_COL], pos["mean"], yerr=pos["se"].fillna(0), **style, ms=4, capsize=3,
                         lw=1.4, label=lab)
             sp = sc[sc["sampling_mean"] > 0]
-            ax.plot(sp[K_COL], sp["sampling_mean"], color=color, ls="--", lw=1.0)
+            ax.plot(sp[K_COL], sp["sampling_mean"], color=style["color"], ls="--", lw=1.0)
             for _, r in sc.iterrows():
                 rows.append({"panel": label_of(r, problem, short=False), "series": lab, R.KEY: r[R.KEY],
                              K_COL: r[K_COL], "total_seconds_mean": r["mean"], "total_seconds_se": r["se"],
@@ -438,7 +465,7 @@ def figure_timing(df, cells, out, written):
         ax.set_xlabel("posterior samples per measurement K", fontsize=9)
         ax.set_ylabel("wall time per measurement (s)", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-    shared_legend(legend_ax, axes)
+    shared_legend(fig, legend_ax, axes)
     save(fig, pd.DataFrame(rows), out, "timing", written)
 
 
