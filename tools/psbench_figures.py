@@ -148,9 +148,7 @@ def roles(cells, vary):
         if c == BUDGET_COL:
             cost.append(c)
             continue
-        others = [o for o in vary if o != c]
-        keys = [known[o].astype(str) for o in others] if others else [np.zeros(len(known))]
-        for _, g in known.groupby(keys, sort=False):
+        for g in groups(known, [o for o in vary if o != c]):
             if g[c].dropna().astype(str).nunique() > 1 and g[planned].nunique() > 1:
                 cost.append(c)
                 break
@@ -303,8 +301,23 @@ def figure_vs_nfe(df, cells, metric, out, written, name=None):
     scols = series_columns(series)
     stats = R.aggregate(df, metric)
     cells = cells.join(stats)
-    panels = groups(cells, panel_cols)
+    # Panels where no cell has a value (a metric of other tasks, in combined files) are not drawn; their cells
+    # are still rows of the CSV.
+    all_panels = groups(cells, panel_cols)
+    panels = [pc for pc in all_panels if np.isfinite(pc["mean"]).any()]
+    if not panels:
+        note(f"no figure of {metric} against NFE: no cell has a {metric} value")
+        return
+    if len(panels) < len(all_panels):
+        note(f"{metric} against NFE: {len(all_panels) - len(panels)} panel(s) with no {metric} value not drawn "
+             "(their cells are in the CSV)")
     per_set = metric in df.attrs["per_set_metrics"]
+    def csv_rows(frame, lab):
+        return [{"panel": label_of(r, panel_cols, short=False), "series": lab, R.KEY: r[R.KEY],
+                 S.STATUS: r[S.STATUS], "nfe_per_measurement": r["nfe"], f"{metric}_mean": r["mean"],
+                 f"{metric}_se": r["se"], "n_measurements": int(r["n"]),
+                 **{c: r.get(c) for c in panel_cols + scols + cost + [K_COL]}} for _, r in frame.iterrows()]
+
     palette = Palette()
     fig, axes, legend_ax = panel_figure(len(panels), f"{metric} against network evaluations per measurement",
                              "one value per cell (per-set metric)" if per_set
@@ -330,11 +343,7 @@ def figure_vs_nfe(df, cells, metric, out, written, name=None):
                 positive = True
                 ax.errorbar(pos["nfe"], pos["mean"], yerr=pos["se"].fillna(0), **style, ms=4,
                             capsize=3, lw=1.2, label=lab)
-            for _, r in sc.iterrows():
-                rows.append({"panel": label_of(r, panel_cols, short=False), "series": lab, R.KEY: r[R.KEY],
-                             S.STATUS: r[S.STATUS], "nfe_per_measurement": r["nfe"], f"{metric}_mean": r["mean"],
-                             f"{metric}_se": r["se"], "n_measurements": int(r["n"]),
-                             **{c: r.get(c) for c in panel_cols + scols + cost + [K_COL]}})
+            rows += csv_rows(sc, lab)
         if positive:
             log_axis(ax)
         if hidden:
@@ -343,6 +352,10 @@ def figure_vs_nfe(df, cells, metric, out, written, name=None):
         ax.set_xlabel("network evaluations per measurement (warm-up + chain, all K samples)", fontsize=8)
         ax.set_ylabel(metric_axis_label(df, metric), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
+    for pc in all_panels:
+        if not any(pc is p for p in panels):
+            for sc in groups(pc, scols):
+                rows += csv_rows(sc, label_of(sc.iloc[0], scols))
     shared_legend(fig, legend_ax, axes)
     save(fig, pd.DataFrame(rows), out, name or f"nfe_{slug(metric)}", written)
 
@@ -366,7 +379,7 @@ def figure_vs_step(df, cells, metric, out, written):
     for pc in groups(cells, problem):
         for sub in groups(pc, ["sampler.name"]):
             opt = step_option(sub, vary)
-            if opt:
+            if opt and np.isfinite(sub["mean"]).any():
                 panels.append((sub, opt))
     if not panels:
         note(f"no step figure: no sampler sweeps a step-size-like option ({', '.join(STEP_LIKE)})")
