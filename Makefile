@@ -9,7 +9,8 @@ export CCACHE_DIR ?= $(HOME)/.cache/psbench-ccache
 # Debian packages psbench needs (see ../shared/reference/TOOLCHAIN.md).
 DEB_PACKAGES = cmake g++ make ccache git libtorch-dev libyaml-cpp-dev libhdf5-dev \
   libboost-program-options-dev catch2 libbenchmark-dev libstb-dev libopenblas0-pthread \
-  dataset-fashion-mnist python3-h5py python3-numpy python3-scipy python3-pil python3-torch python3-skimage zlib1g-dev
+  dataset-fashion-mnist python3-h5py python3-numpy python3-scipy python3-pil python3-torch python3-skimage zlib1g-dev \
+  python3-pandas python3-matplotlib python3-yaml
 
 .PHONY: deps build run test bench clean fashion-tables
 
