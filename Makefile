@@ -36,8 +36,11 @@ run: deps build
 test: deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
+# Google Benchmark; JSON (with the machine's context) under results/, named by date and git revision.
 bench: deps build
-	$(BUILD_DIR)/benchmarks/psbench_bench
+	mkdir -p results
+	$(BUILD_DIR)/benchmarks/psbench_bench --benchmark_out=results/bench-$$(date +%Y%m%d-%H%M%S)-$$(git rev-parse --short HEAD 2>/dev/null || echo norev).json \
+	  --benchmark_out_format=json $(BENCH_ARGS)
 
 # The Fashion-MNIST tables (tune, pick, fidelity, diversity) into docs/FASHION_TABLES.md; hours on 2 cores,
 # resumable (tools/fashion_tables.sh).

@@ -21,6 +21,13 @@ struct Command {
 using CommandRegistry = NamedRegistry<Command>;
 using CommandRegistrar = NamedRegistrar<Command>;
 
+// `s` single-quoted for /bin/sh: every character literal (commands that build shell lines or scripts).
+inline std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 // Bad command-line usage: exit code 2, like a ConfigError.
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;

@@ -20,13 +20,6 @@ namespace {
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
-// Single-quoted for sh: every character literal.
-std::string sh_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 void write_script(const fs::path& path, const std::string& text) {
   {
     std::ofstream f(path);
@@ -99,7 +92,7 @@ int cmd_slurm(const std::vector<std::string>& args) {
   const std::string merged = "results/" + ex.name + ".h5";
 
   std::string run_args = " --threads " + std::to_string(s.cpus) + (s.gpus > 0 ? " --device cuda" : "");
-  for (const auto& v : vars) run_args += " --var " + sh_quote(v);
+  for (const auto& v : vars) run_args += " --var " + shell_quote(v);
 
   // The array: task i runs shard i. A requeued or preempted task runs the same command and resumes its
   // shard (complete cells are skipped); SIGTERM, Slurm's preemption signal, stops psbench cleanly.
@@ -108,15 +101,15 @@ int cmd_slurm(const std::vector<std::string>& args) {
         << "#SBATCH --array=1-" << n << "\n#SBATCH --cpus-per-task=" << s.cpus << "\n#SBATCH --ntasks=1\n"
         << (s.gpus > 0 ? "#SBATCH --gres=gpu:" + std::to_string(s.gpus) + "\n" : "") << "#SBATCH --requeue\n"
         << "# Written by `psbench slurm` for " << exp_abs.string() << " (" << ex.cells.size() << " cells, " << n
-        << " shards).\nset -eu\ncd " << sh_quote(cwd.string()) << "\ni=${SLURM_ARRAY_TASK_ID:?not run as a Slurm array task}\n"
-        << "mkdir -p results\nexec " << sh_quote(self_path()) << " run " << sh_quote(exp_abs.string()) << " --shard \"$i/"
+        << " shards).\nset -eu\ncd " << shell_quote(cwd.string()) << "\ni=${SLURM_ARRAY_TASK_ID:?not run as a Slurm array task}\n"
+        << "mkdir -p results\nexec " << shell_quote(self_path()) << " run " << shell_quote(exp_abs.string()) << " --shard \"$i/"
         << n << "\" --out \"" << shard_file << "\"" << run_args << "\n";
   // The merge: after every array task succeeded.
   std::ostringstream merge;
   merge << sbatch_header("psbench-" + ex.name + "-merge", s, (script_dir / "merge.log").string())
         << "#SBATCH --cpus-per-task=1\n#SBATCH --ntasks=1\n"
         << "# Merges the shards of psbench-" << ex.name << " (submitted with --dependency=afterok on the array).\n"
-        << "set -eu\ncd " << sh_quote(cwd.string()) << "\nexec " << sh_quote(self_path()) << " merge \"" << merged
+        << "set -eu\ncd " << shell_quote(cwd.string()) << "\nexec " << shell_quote(self_path()) << " merge \"" << merged
         << "\"";
   for (int i = 1; i <= shards; ++i)
     merge << " \"results/" << ex.name << ".shard-" << i << "-of-" << n << ".h5\"";
@@ -124,8 +117,8 @@ int cmd_slurm(const std::vector<std::string>& args) {
   // Submission: the array, then the merge job depending on it; prints both job ids.
   std::ostringstream submit;
   submit << "#!/bin/sh\n# Submits " << (script_dir / "array.sh").string() << " and the merge job after it.\nset -eu\n"
-         << "array=$(sbatch --parsable " << sh_quote((script_dir / "array.sh").string()) << ")\narray=${array%%;*}\n"
-         << "merge=$(sbatch --parsable --dependency=afterok:$array " << sh_quote((script_dir / "merge.sh").string())
+         << "array=$(sbatch --parsable " << shell_quote((script_dir / "array.sh").string()) << ")\narray=${array%%;*}\n"
+         << "merge=$(sbatch --parsable --dependency=afterok:$array " << shell_quote((script_dir / "merge.sh").string())
          << ")\nmerge=${merge%%;*}\necho \"array job $array (" << n << " tasks), merge job $merge -> " << merged << "\"\n";
   write_script(script_dir / "array.sh", array.str());
   write_script(script_dir / "merge.sh", merge.str());
@@ -136,7 +129,7 @@ int cmd_slurm(const std::vector<std::string>& args) {
     std::cout << "submit with: " << (script_dir / "submit.sh").string() << std::endl;
     return 0;
   }
-  const int rc = std::system(sh_quote((script_dir / "submit.sh").string()).c_str());
+  const int rc = std::system(shell_quote((script_dir / "submit.sh").string()).c_str());
   if (rc != 0) {
     std::cerr << "psbench slurm: sbatch failed (is Slurm's sbatch on PATH and the controller up?)" << std::endl;
     return 1;
