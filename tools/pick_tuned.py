@@ -66,6 +66,11 @@ def load(path):
             else:
                 row["why"] = c.attrs.get(S.MESSAGE, "")
             out.setdefault(t, collections.OrderedDict()).setdefault(fam, []).append(row)
+    # Each family's settings in increasing order of the swept value (cells added to a grid later carry later
+    # cell indices), so that the first and last rows are the grid's edges.
+    for fams in out.values():
+        for rows in fams.values():
+            rows.sort(key=lambda r: float(next(iter(r["setting"].values()))))
     return out, tasks
 
 
@@ -132,10 +137,10 @@ def write_experiments(data, tasks, tune_file, out_dir):
             by_steps[fam[1]].append(best["sampler"])
             picked_by_task.setdefault(t, []).append((fam, best["sampler"]))
         for steps, samplers in sorted(by_steps.items()):
-            grids.append({"tasks": [tasks[t]], "priors": [{"name": "consistency", "steps": steps}],
+            grids.append({"tasks": [dict(tasks[t])], "priors": [{"name": "consistency", "steps": steps}],
                           "samplers": samplers})
         if tasks[t]["name"] != "phase_retrieval":
-            grids.append({"tasks": [tasks[t]], "priors": [{"name": "consistency", "steps": 1}],
+            grids.append({"tasks": [dict(tasks[t])], "priors": [{"name": "consistency", "steps": 1}],
                           "samplers": ["pseudo_inverse"]})
     if missing:
         print("tuning incomplete for: " + "; ".join(f"{t} ({', '.join(l)})" for t, l in missing), file=sys.stderr)
@@ -174,7 +179,7 @@ def write_nfe_table(picks, task, tune_file, out_dir):
     samplers = [cfg for (name, steps), cfg in picks.items() if steps == 1]
     ex = {"name": "fashion_fidelity_vs_nfe", "seed": 0, "measurements": 25, "samples_per_measurement": 10,
           "budget_mode": "set", "nfe_budget_per": "sample", "nfe_budget": [25, 50, 100, 200, 500],
-          "metrics": ["psnr", "ssim", "data_consistency"], "tasks": [task],
+          "metrics": ["psnr", "ssim", "data_consistency"], "tasks": [dict(task)],
           "datasets": [{"name": "fashion_mnist", "split": "test"}], "priors": [{"name": "consistency", "steps": 1}],
           "samplers": samplers}
     path = os.path.join(out_dir, "fidelity_vs_nfe.yaml")
