@@ -7,6 +7,7 @@ fails when the two differ or when a Python reader spells a schema name itself in
 
 CELLS_GROUP = "/cells"
 PARTIAL_PREFIX = ".partial-"
+MEASUREMENTS_GROUP = "/measurements"
 EXPERIMENT = "experiment"
 EXPERIMENT_FILE = "experiment_file"
 EXPERIMENT_HASH = "experiment_hash"

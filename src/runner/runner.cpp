@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "core/allocator.h"
 #include "core/errors.h"
@@ -125,6 +126,54 @@ at::Tensor as_tensor(const std::vector<int64_t>& v) { return at::tensor(v, at::T
 
 std::string index_name(int64_t m) { return schema::measurement_name(m); }
 
+// A finished measurement as ResultStore::write_measurement keeps it: everything the cell needs of it later
+// (its samples in their own dtype, so that scoring a resumed cell is bit for bit the uninterrupted one).
+// The measurement itself (x*, operator, y) is rebuilt from its seed; y is kept to check the rebuild.
+CellRecord measurement_record(const CellRecord& cell, const at::Tensor& y, const SamplerOutput& out) {
+  CellRecord part;
+  for (const char* k : {schema::kCanonical, schema::kGitRevision, schema::kPsbenchVersion})
+    part.attributes[k] = cell.attributes.at(k);
+  part.attributes[schema::kMessage] = out.divergence_message;
+  part.arrays["y"] = y;
+  part.arrays["samples"] = out.samples;
+  part.arrays["diverged"] = at::tensor(std::vector<int64_t>(out.diverged.begin(), out.diverged.end()), at::kLong);
+  part.arrays["nfe"] = as_tensor(std::vector<int64_t>{out.warmup_nfe.forward, out.warmup_nfe.forward_backward,
+                                                      out.sampling_nfe.forward, out.sampling_nfe.forward_backward});
+  part.arrays["seconds"] = as_tensor(std::vector<double>{out.warmup_seconds, out.sampling_seconds});
+  for (const auto& [name, values] : out.trace) part.arrays[std::string(schema::kTraceGroup) + name] = as_tensor(values);
+  return part;
+}
+
+// The sampler output a stored measurement holds, if it belongs to this cell as this build runs it (same
+// configuration, psbench version and git revision, and the same rebuilt y); else nothing (it is re-run).
+std::optional<SamplerOutput> stored_output(const CellRecord& part, const CellRecord& cell, const at::Tensor& y) {
+  for (const char* k : {schema::kCanonical, schema::kGitRevision, schema::kPsbenchVersion})
+    if (!part.has_attr(k) || part.attr(k) != cell.attributes.at(k)) return std::nullopt;
+  for (const char* a : {"y", "samples", "diverged", "nfe", "seconds"})
+    if (!part.arrays.count(a)) return std::nullopt;
+  const auto& stored_y = part.arrays.at("y");
+  if (stored_y.scalar_type() != y.scalar_type() || !stored_y.sizes().equals(y.sizes()) || !stored_y.equal(y))
+    return std::nullopt;
+  SamplerOutput out;
+  out.samples = part.arrays.at("samples");
+  const auto d = part.arrays.at("diverged");
+  for (int64_t i = 0; i < d.numel(); ++i) out.diverged.push_back(static_cast<uint8_t>(d[i].item<int64_t>()));
+  const auto nfe = part.arrays.at("nfe");
+  out.warmup_nfe = {nfe[0].item<int64_t>(), nfe[1].item<int64_t>()};
+  out.sampling_nfe = {nfe[2].item<int64_t>(), nfe[3].item<int64_t>()};
+  const auto sec = part.arrays.at("seconds");
+  out.warmup_seconds = sec[0].item<double>();
+  out.sampling_seconds = sec[1].item<double>();
+  out.divergence_message = part.has_attr(schema::kMessage) ? part.attr(schema::kMessage) : "";
+  const std::string trace_prefix = schema::kTraceGroup;
+  for (const auto& [name, t] : part.arrays)
+    if (name.rfind(trace_prefix, 0) == 0) {
+      auto v = t.to(at::kDouble).contiguous();
+      out.trace[name.substr(trace_prefix.size())] = std::vector<double>(v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
+    }
+  return out;
+}
+
 // One measurement as the metrics see it.
 struct Measurement {
   at::Tensor x_true, y, samples;  // y without the batch dimension
@@ -203,7 +252,7 @@ std::vector<CellPlan> validate_experiment(const Experiment& ex, PriorCache& prio
 }
 
 CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts,
-                    const std::function<void(int64_t, int64_t)>& after_measurement) {
+                    const std::function<void(int64_t, int64_t, bool)>& after_measurement, ResultStore* progress_store) {
   const bool peak_per_cell = reset_peak_rss();
   Stopwatch cell_clock;
   double scoring_seconds = 0;
@@ -231,6 +280,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     std::vector<int64_t> wf, wfb, cf, cfb, diverged;
     std::vector<double> wsec, ssec;
     bool all_measurements_ok = true;
+    const auto stored = progress_store ? progress_store->read_measurements(rec.key) : std::map<int64_t, CellRecord>{};
     for (int64_t m = 0; m < spec.measurements; ++m) {
       if (opts.stop && opts.stop->load()) throw RunInterrupted("interrupted");
       Measurement meas = make_measurement(spec, c, m);
@@ -242,8 +292,16 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
       for (int64_t ch = 0; ch < n_chains; ++ch)
         seeds.push_back(derive_seed({spec.seed, hash_string(rec.key), static_cast<uint64_t>(m),
                                      static_cast<uint64_t>(Stream::Chain), static_cast<uint64_t>(ch)}));
-      Problem problem(*c.prior, *meas.model.op, meas.model.noise, meas.y.unsqueeze(0));
-      SamplerOutput out = c.sampler->run(problem, k_samples, seeds);
+      std::optional<SamplerOutput> restored;
+      if (auto it = stored.find(m); it != stored.end()) restored = stored_output(it->second, rec, meas.y);
+      SamplerOutput out;
+      if (restored) {
+        out = std::move(*restored);
+      } else {
+        Problem problem(*c.prior, *meas.model.op, meas.model.noise, meas.y.unsqueeze(0));
+        out = c.sampler->run(problem, k_samples, seeds);
+        if (progress_store) progress_store->write_measurement(rec.key, m, measurement_record(rec, meas.y, out));
+      }
 
       wf.push_back(out.warmup_nfe.forward);
       wfb.push_back(out.warmup_nfe.forward_backward);
@@ -254,7 +312,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
       int64_t ndiv = 0;
       for (auto d : out.diverged) ndiv += d;
       diverged.push_back(ndiv);
-      if (after_measurement) after_measurement(m, out.warmup_nfe.total() + out.sampling_nfe.total());
+      if (after_measurement) after_measurement(m, out.warmup_nfe.total() + out.sampling_nfe.total(), restored.has_value());
       for (const auto& [name, values] : out.trace)
         if (!values.empty()) rec.arrays[schema::kTraceGroup + name + "/" + index_name(m)] = as_tensor(values);
       if (spec.store_samples && out.samples.size(0) > 0)
@@ -379,9 +437,14 @@ RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOpt
     prog.measurement = 0;
     prog.cell_finished = false;
     const int64_t left_before = prog.measurements_left;
-    auto after_measurement = [&](int64_t m, int64_t nfe) {
+    int64_t restored_here = 0;
+    auto after_measurement = [&](int64_t m, int64_t nfe, bool restored) {
       prog.measurement = m + 1;
       prog.measurements_left = left_before - (m + 1);
+      if (restored) {  // finished by an earlier run: not this run's work, nor its speed
+        ++restored_here;
+        return;
+      }
       ++prog.measurements_run;
       prog.nfe_run += nfe;
       prog.seconds = run_clock.seconds();
@@ -390,7 +453,7 @@ RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOpt
     Stopwatch clock;
     CellRecord rec;
     try {
-      rec = run_cell(spec, priors, opts, after_measurement);
+      rec = run_cell(spec, priors, opts, after_measurement, &store);
     } catch (const RunInterrupted&) {
       sum.interrupted = true;  // the cell is not written: it runs again on resume
       if (opts.log) opts.log(tag + ": interrupted, not written");
@@ -398,6 +461,7 @@ RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOpt
     }
     rec.attributes[schema::kCellIndex] = std::to_string(j);  // position in the experiment, for reports
     store.write(rec);
+    store.drop_measurements(rec.key);
     prog.measurements_left = left_before - spec.measurements;  // also when a measurement threw
     ++prog.cells_done;
     prog.cell_finished = true;
@@ -412,7 +476,9 @@ RunSummary run_experiment(const Experiment& ex, ResultStore& store, const RunOpt
     if (opts.log) {
       char secs[32];
       std::snprintf(secs, sizeof secs, "%.1f s", clock.seconds());
-      std::string line = tag + ": " + status + " (" + secs + ")";
+      std::string line = tag + ": " + status + " (" + secs +
+                         (restored_here > 0 ? ", " + std::to_string(restored_here) + " measurements resumed from an earlier run" : "") +
+                         ")";
       if (status != schema::kStatusOk && !rec.attr(schema::kMessage).empty()) line += ": " + rec.attr(schema::kMessage);
       opts.log(line);
     }

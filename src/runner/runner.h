@@ -77,10 +77,14 @@ std::vector<CellPlan> validate_experiment(const Experiment& ex, PriorCache& prio
 std::string describe(const CellSpec& s);
 
 // Runs one cell; runtime failures and divergences are recorded in the returned record's status.
-// `after_measurement(m, nfe)` (may be empty) is called after measurement m with its network evaluations;
-// throws RunInterrupted when opts.stop is set at a measurement boundary.
+// `after_measurement(m, nfe, restored)` (may be empty) is called after measurement m with its network
+// evaluations; throws RunInterrupted when opts.stop is set at a measurement boundary. With a
+// `progress_store`, each finished measurement is stored there (ResultStore::write_measurement) and the ones
+// an earlier, interrupted run stored are taken from it instead of sampled again (restored = true), when
+// they come from the same configuration, psbench version and git revision.
 CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts,
-                    const std::function<void(int64_t, int64_t)>& after_measurement = {});
+                    const std::function<void(int64_t, int64_t, bool)>& after_measurement = {},
+                    ResultStore* progress_store = nullptr);
 
 // Scores a stored cell's samples again without re-sampling (psbench evaluate): with `metrics` (explicit
 // list) or else the cell's own explicit list, or the current default set. Needs samples/mNNNN arrays.

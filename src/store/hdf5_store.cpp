@@ -232,6 +232,77 @@ void Hdf5Store::write(const CellRecord& cell) {
   H5Fflush(f, H5F_SCOPE_GLOBAL);
 }
 
+namespace {
+// Opens (creating when asked) a group and every group above it.
+hid_t open_group_path(hid_t f, const std::string& path, bool create) {
+  std::string so_far;
+  size_t start = 1;
+  while (start <= path.size()) {
+    const size_t end = std::min(path.find('/', start), path.size());
+    so_far += "/" + path.substr(start, end - start);
+    if (H5Lexists(f, so_far.c_str(), H5P_DEFAULT) <= 0) {
+      if (!create) return -1;
+      hid_t g = H5Gcreate2(f, so_far.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      if (g < 0) h5fail("create " + so_far);
+      H5Gclose(g);
+    }
+    start = end + 1;
+  }
+  return H5Gopen2(f, path.c_str(), H5P_DEFAULT);
+}
+
+std::string measurements_path(const std::string& key) { return std::string(schema::kMeasurementsGroup) + "/" + key; }
+}  // namespace
+
+void Hdf5Store::write_measurement(const std::string& key, int64_t m, const CellRecord& part) {
+  if (!writable_) throw std::logic_error("Hdf5Store opened read-only");
+  Handle f(open_file(path_, true), H5Fclose, "open " + path_);
+  Silence quiet;
+  Handle group(open_group_path(f, measurements_path(key), true), H5Gclose, "open " + measurements_path(key));
+  const std::string name = schema::measurement_name(m), partial = schema::kPartialPrefix + name;
+  if (H5Lexists(group, partial.c_str(), H5P_DEFAULT) > 0) H5Ldelete(group, partial.c_str(), H5P_DEFAULT);
+  {
+    Handle g(H5Gcreate2(group, partial.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "create " + partial);
+    for (const auto& [k, v] : part.attributes) write_attr(g, k, v);
+    for (const auto& [k, t] : part.arrays) write_array(g, k, t.contiguous());
+  }
+  H5Fflush(f, H5F_SCOPE_GLOBAL);
+  if (H5Lexists(group, name.c_str(), H5P_DEFAULT) > 0) H5Ldelete(group, name.c_str(), H5P_DEFAULT);
+  if (H5Lmove(group, partial.c_str(), group, name.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+    h5fail("linking measurement " + name + " of cell " + key);
+  H5Fflush(f, H5F_SCOPE_GLOBAL);
+}
+
+std::map<int64_t, CellRecord> Hdf5Store::read_measurements(const std::string& key) const {
+  std::map<int64_t, CellRecord> out;
+  if (!file_exists(path_)) return out;
+  Handle f(open_file(path_, false), H5Fclose, "open " + path_);
+  Silence quiet;
+  hid_t id = open_group_path(f, measurements_path(key), false);
+  if (id < 0) return out;
+  Handle group(id, H5Gclose, "open " + measurements_path(key));
+  for (const auto& n : child_names(group)) {
+    if (n.size() < 2 || n[0] != 'm') continue;  // leftovers of an interrupted write start with '.'
+    CellRecord rec;
+    rec.key = key;
+    Handle g(H5Gopen2(group, n.c_str(), H5P_DEFAULT), H5Gclose, "open measurement " + n);
+    rec.attributes = read_all_attrs(g);
+    VisitState st{&rec.arrays, g};
+    if (H5Ovisit(g, H5_INDEX_NAME, H5_ITER_INC, visit_dataset, &st) < 0) h5fail("reading measurement " + n);
+    out[std::stoll(n.substr(1))] = std::move(rec);
+  }
+  return out;
+}
+
+void Hdf5Store::drop_measurements(const std::string& key) {
+  Handle f(open_file(path_, true), H5Fclose, "open " + path_);
+  Silence quiet;
+  const std::string path = measurements_path(key);
+  if (H5Lexists(f, schema::kMeasurementsGroup, H5P_DEFAULT) > 0 && H5Lexists(f, path.c_str(), H5P_DEFAULT) > 0)
+    H5Ldelete(f, path.c_str(), H5P_DEFAULT);
+  H5Fflush(f, H5F_SCOPE_GLOBAL);
+}
+
 std::set<std::string> Hdf5Store::complete_keys() const {
   std::set<std::string> keys;
   if (!file_exists(path_)) return keys;

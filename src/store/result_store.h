@@ -28,6 +28,13 @@ class ResultStore {
   virtual std::set<std::string> complete_keys() const = 0;
   virtual std::vector<CellRecord> read_all() const = 0;
   virtual std::map<std::string, std::string> file_attributes() const = 0;
+
+  // The finished measurements of a cell that is not complete yet, stored one by one as they finish so that
+  // a killed run resumes the cell at its first missing measurement (each written atomically). Not cells:
+  // complete_keys() and read_all() never see them. drop_measurements() once the complete cell is written.
+  virtual void write_measurement(const std::string& key, int64_t m, const CellRecord& part) = 0;
+  virtual std::map<int64_t, CellRecord> read_measurements(const std::string& key) const = 0;
+  virtual void drop_measurements(const std::string& key) = 0;
 };
 
 // HDF5 file: /cells/<key>/... ; partial writes live under /cells/.partial-<key> until a final link
@@ -40,6 +47,9 @@ class Hdf5Store : public ResultStore {
   std::set<std::string> complete_keys() const override;
   std::vector<CellRecord> read_all() const override;
   std::map<std::string, std::string> file_attributes() const override;
+  void write_measurement(const std::string& key, int64_t m, const CellRecord& part) override;
+  std::map<int64_t, CellRecord> read_measurements(const std::string& key) const override;
+  void drop_measurements(const std::string& key) override;
   const std::string& path() const { return path_; }
 
  private:
@@ -60,9 +70,18 @@ class MemoryStore : public ResultStore {
   std::set<std::string> complete_keys() const override;
   std::vector<CellRecord> read_all() const override;
   std::map<std::string, std::string> file_attributes() const override { return {}; }
+  void write_measurement(const std::string& key, int64_t m, const CellRecord& part) override {
+    measurements_[key][m] = part;
+  }
+  std::map<int64_t, CellRecord> read_measurements(const std::string& key) const override {
+    auto it = measurements_.find(key);
+    return it == measurements_.end() ? std::map<int64_t, CellRecord>{} : it->second;
+  }
+  void drop_measurements(const std::string& key) override { measurements_.erase(key); }
 
  private:
   std::map<std::string, CellRecord> cells_;
+  std::map<std::string, std::map<int64_t, CellRecord>> measurements_;
 };
 
 }  // namespace psbench

@@ -17,6 +17,8 @@ namespace psbench::schema {
 // File layout.
 inline constexpr char kCellsGroup[] = "/cells";
 inline constexpr char kPartialPrefix[] = ".partial-";
+// Finished measurements of cells not complete yet: /measurements/<key>/mNNNN (ResultStore::write_measurement).
+inline constexpr char kMeasurementsGroup[] = "/measurements";
 // File attributes (besides the provenance attributes below).
 inline constexpr char kExperiment[] = "experiment";
 inline constexpr char kExperimentFile[] = "experiment_file";

@@ -6,12 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
 
+#include "runner/runner.h"
 #include "store/result_store.h"
 #include "store/schema.h"
 #include "test_util.h"
@@ -154,4 +156,84 @@ TEST_CASE("SIGINT and SIGTERM stop a run at a measurement boundary with exit cod
   REQUIRE(run_cli("run " + yaml + " --out " + out, dir + "/final.log") == 0);
   check_equal_files(dir + "/ref.h5", out);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("A cell stopped half-way resumes from its stored measurements and ends bit for bit as an uninterrupted run",
+          "[runner][interrupt]") {
+  auto ex = parse_experiment_text(kInterruptExperiment, "k.yaml");
+  RunOptions opts;
+  MemoryStore reference, resumed;
+  run_experiment(ex, reference, opts);
+
+  // Stop after the 2nd measurement of the 5th cell: that cell is not written, its 2 measurements are kept.
+  std::atomic<bool> stop{false};
+  std::vector<std::string> lines;
+  opts.stop = &stop;
+  opts.log = [&](const std::string& line) { lines.push_back(line); };
+  opts.progress = [&](const RunProgress& p) {
+    if (p.cells_done == 4 && p.measurement == 2 && !p.cell_finished) stop = true;
+  };
+  auto first = run_experiment(ex, resumed, opts);
+  CHECK(first.interrupted);
+  CHECK(resumed.complete_keys().size() == 4);
+  const std::string key = ex.cells[4].key();
+  CHECK(resumed.complete_keys().count(key) == 0);
+  CHECK(resumed.read_measurements(key).size() == 2);
+
+  stop = false;
+  opts.progress = nullptr;
+  lines.clear();
+  auto second = run_experiment(ex, resumed, opts);
+  CHECK_FALSE(second.interrupted);
+  CHECK(second.skipped == 4);
+  bool said = false;
+  for (const auto& l : lines) said = said || (l.find(key) != std::string::npos && l.find("2 measurements resumed") != std::string::npos);
+  CHECK(said);
+  CHECK(resumed.read_measurements(key).empty());  // dropped once the cell is written
+
+  auto a = reference.read_all(), b = resumed.read_all();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("cell " << a[i].key);
+    REQUIRE(a[i].key == b[i].key);
+    CHECK(a[i].arrays.size() == b[i].arrays.size());
+    for (const auto& [name, t] : a[i].arrays) {
+      INFO(name);
+      REQUIRE(b[i].arrays.count(name));
+      if (name.rfind(schema::kTimeGroup, 0) == 0 || name.rfind(schema::kResourcesGroup, 0) == 0) continue;
+      CHECK(at::equal(t, b[i].arrays.at(name)));
+    }
+  }
+
+  // Measurements stored by another build (git revision) are not used: the cell runs them again.
+  MemoryStore foreign;
+  std::atomic<bool> stop2{false};
+  RunOptions o2;
+  o2.stop = &stop2;
+  o2.progress = [&](const RunProgress& p) {
+    if (p.cells_done == 0 && p.measurement == 2 && !p.cell_finished) stop2 = true;
+  };
+  run_experiment(ex, foreign, o2);
+  const std::string k0 = ex.cells[0].key();
+  auto stored = foreign.read_measurements(k0);
+  REQUIRE(stored.size() == 2);
+  for (auto& [m, rec] : stored) {
+    rec.attributes[schema::kGitRevision] = "another-build";
+    rec.arrays["samples"] = rec.arrays["samples"] + 1.0;  // would change every metric if it were used
+    foreign.write_measurement(k0, m, rec);
+  }
+  std::vector<std::string> lines2;
+  RunOptions o3;
+  o3.log = [&](const std::string& line) { lines2.push_back(line); };
+  run_experiment(ex, foreign, o3);
+  for (const auto& l : lines2) CHECK(l.find("resumed") == std::string::npos);
+  std::map<std::string, CellRecord> ref_by_key;
+  for (const auto& c : reference.read_all()) ref_by_key[c.key] = c;
+  for (const auto& c : foreign.read_all())
+    if (c.key == k0)
+      for (const auto& [name, t] : c.arrays)
+        if (name.rfind(schema::kMetricsGroup, 0) == 0) {
+          INFO(name);
+          CHECK(at::equal(t, ref_by_key.at(k0).arrays.at(name)));
+        }
 }
