@@ -279,6 +279,21 @@ def images(path, key):
         f.close()
 
 
+def attributes(path):
+    """({file attribute: text}, {cell key: {cell attribute: text}}) of one results file, complete cells in
+    experiment order: the provenance load() leaves out (versions, device, threads, the prior's model files and
+    their sha256, experiment_hash). Raises ResultsError (one line, naming the file) when unreadable."""
+    f = _open(path)
+    try:
+        file_attrs = {k: _text(v) for k, v in f.attrs.items()}
+        cells = {key: {k: _text(v) for k, v in c.attrs.items()} for key, c in _complete_cells(f)}
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        raise ResultsError(f"{path}: {_one_line(e)}") from None
+    finally:
+        f.close()
+    return file_attrs, cells
+
+
 def varying_options(df):
     """The option columns that tell cells apart: a top-level option with more than one value, a component's
     name with more than one value, and a component option with more than one value among the cells of one
