@@ -42,7 +42,7 @@ are all marked. A cell that diverged or failed shows "diverged" or "failed", nev
 cells are partly so shows its ok cells' value and "(1 of 2 cells diverged)". "—": the metric was not
 computed for that cell (see --summary). Options that vary between cells but are in neither --rows nor --cols
 are added to the rows (a note on stderr), so an entry never mixes configurations; the one exception is seed:
-cells that differ only in seed are pooled (their measurements together; a per-set metric: mean ± standard
+cells that differ only in seed are pooled (their measurements together; per-set metrics give the mean ± standard
 error over the cells). A cell present in several files (same key: the same configuration) counts once, from
 the first file that has it (a note on stderr): combining a file with itself or with a merged copy changes
 nothing.
