@@ -25,6 +25,9 @@ df.attrs also holds "metrics" (every metric label), "options" (the flattened opt
 aggregate(df, column) is the per-cell summary the figures plot: mean, standard error and count over the
 cell's measurements of the finite values.
 
+attributes(path) gives the file's and each cell's attributes as text (provenance: versions, device, threads,
+the prior's model files and sha256, experiment_hash), which load() leaves out.
+
 Command line:
   /usr/bin/python3 tools/psbench_results.py FILE.h5 [FILE2.h5 ...] [--csv OUT.csv]
 prints a summary (cells by status, the options that vary, each metric's mean per cell) and with --csv

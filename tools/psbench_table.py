@@ -433,8 +433,8 @@ def caption(table, nfe, time):
     if metric_lines and table.per_set:
         parts[-1] += "; per-set metrics: the single value"
     if metric_lines:
-        parts.append("bold: the best mean of its line (↓ lower is better, ↑ higher is better, →v closest to v)")
-    parts.append("diverged / failed: the cell did not finish (its message in --summary)"
+        parts.append("Bold: the best mean of its line (↓ lower is better, ↑ higher is better, →v closest to v)")
+    parts.append("Diverged / failed: the cell did not finish (its message in --summary)"
                  + ("; —: not computed" if metric_lines else ""))
     if any(e.diverged_chains for line in table.lines if line.kind == "metric" for e in line.entries.values()):
         parts.append("†: some chains of the cell diverged; its metrics are over the others (--summary counts them)")
@@ -816,9 +816,10 @@ def run(args):
         return 0
     rows = parse_fields(args.rows, df, "--rows")
     cols = parse_fields(args.cols, df, "--cols")
-    both = set(rows) & set(cols)
-    if both:
-        raise BadInput(f"--rows {args.rows} and --cols {args.cols} share {', '.join(sorted(both))}")
+    # A component covers its options: --rows task with --cols task.d_y would split the same thing twice.
+    clash = [(r, c) for r in rows for c in cols if r == c or covered(r, df) & covered(c, df)]
+    if clash:
+        raise BadInput(f"--rows {args.rows} and --cols {args.cols} overlap ({clash[0][0]} and {clash[0][1]})")
     metrics = parse_metrics(args.metrics, df)
     if args.html:
         page, status, log = html_page(df, args.files, file_attrs, cell_attrs, rows, cols, metrics, args.figures_dir)
