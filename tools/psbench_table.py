@@ -73,7 +73,6 @@ import sys
 import tempfile
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import psbench_results as R  # noqa: E402  (the reader: load, aggregate, attributes)

@@ -25,7 +25,6 @@ import csv
 import difflib
 import io
 import math
-import os
 import pathlib
 import re
 import shutil
