@@ -25,6 +25,9 @@ df.attrs also holds "metrics" (every metric label), "options" (the flattened opt
 aggregate(df, column) is the per-cell summary the figures plot: mean, standard error and count over the
 cell's measurements of the finite values.
 
+attributes(path) gives the file's and each cell's attributes as text (provenance: versions, device, threads,
+the prior's model files and sha256, experiment_hash), which load() leaves out.
+
 Command line:
   /usr/bin/python3 tools/psbench_results.py FILE.h5 [FILE2.h5 ...] [--csv OUT.csv]
 prints a summary (cells by status, the options that vary, each metric's mean per cell) and with --csv
@@ -277,6 +280,21 @@ def images(path, key):
         return np.asarray(c[S.X_TRUE][()]), np.asarray(c[S.Y][()])
     finally:
         f.close()
+
+
+def attributes(path):
+    """({file attribute: text}, {cell key: {cell attribute: text}}) of one results file, complete cells in
+    experiment order: the provenance load() leaves out (versions, device, threads, the prior's model files and
+    their sha256, experiment_hash). Raises ResultsError (one line, naming the file) when unreadable."""
+    f = _open(path)
+    try:
+        file_attrs = {k: _text(v) for k, v in f.attrs.items()}
+        cells = {key: {k: _text(v) for k, v in c.attrs.items()} for key, c in _complete_cells(f)}
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        raise ResultsError(f"{path}: {_one_line(e)}") from None
+    finally:
+        f.close()
+    return file_attrs, cells
 
 
 def varying_options(df):
