@@ -251,6 +251,17 @@ hid_t open_group_path(hid_t f, const std::string& path, bool create) {
   return H5Gopen2(f, path.c_str(), H5P_DEFAULT);
 }
 
+// The attributes and every array of the group `name` under `parent` (a cell, or a stored measurement).
+CellRecord read_record(hid_t parent, const std::string& name, const std::string& key) {
+  CellRecord rec;
+  rec.key = key;
+  Handle g(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), H5Gclose, "open " + name);
+  rec.attributes = read_all_attrs(g);
+  VisitState st{&rec.arrays, g};
+  if (H5Ovisit(g, H5_INDEX_NAME, H5_ITER_INC, visit_dataset, &st) < 0) h5fail("reading " + name);
+  return rec;
+}
+
 std::string measurements_path(const std::string& key) { return std::string(schema::kMeasurementsGroup) + "/" + key; }
 }  // namespace
 
@@ -283,13 +294,7 @@ std::map<int64_t, CellRecord> Hdf5Store::read_measurements(const std::string& ke
   Handle group(id, H5Gclose, "open " + measurements_path(key));
   for (const auto& n : child_names(group)) {
     if (n.size() < 2 || n[0] != 'm') continue;  // leftovers of an interrupted write start with '.'
-    CellRecord rec;
-    rec.key = key;
-    Handle g(H5Gopen2(group, n.c_str(), H5P_DEFAULT), H5Gclose, "open measurement " + n);
-    rec.attributes = read_all_attrs(g);
-    VisitState st{&rec.arrays, g};
-    if (H5Ovisit(g, H5_INDEX_NAME, H5_ITER_INC, visit_dataset, &st) < 0) h5fail("reading measurement " + n);
-    out[std::stoll(n.substr(1))] = std::move(rec);
+    out[std::stoll(n.substr(1))] = read_record(group, n, key);
   }
   return out;
 }
@@ -323,13 +328,7 @@ std::vector<CellRecord> Hdf5Store::read_all() const {
   Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
   for (const auto& n : child_names(cells)) {
     if (n.empty() || n[0] == '.') continue;
-    CellRecord rec;
-    rec.key = n;
-    Handle g(H5Gopen2(cells, n.c_str(), H5P_DEFAULT), H5Gclose, "open cell " + n);
-    rec.attributes = read_all_attrs(g);
-    VisitState st{&rec.arrays, g};
-    if (H5Ovisit(g, H5_INDEX_NAME, H5_ITER_INC, visit_dataset, &st) < 0) h5fail("reading cell " + n);
-    out.push_back(std::move(rec));
+    out.push_back(read_record(cells, n, n));
   }
   return out;
 }
