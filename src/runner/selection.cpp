@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "core/errors.h"
 #include "core/rng.h"
@@ -91,6 +92,39 @@ std::vector<size_t> select_cells(const Experiment& ex, const CellSelection& sel)
     for (const auto& item : sel.only) f += " --only " + item;
     throw ConfigError("run:" + f + " selects no cell of " + ex.path +
                      (sel.num_shards > 1 ? " in shard " + std::to_string(sel.shard) + "/" + std::to_string(sel.num_shards) : ""));
+  }
+  return out;
+}
+
+std::vector<std::vector<std::string>> swept_values(const Experiment& ex) {
+  // Every field any cell has, in a stable order: the top-level numbers, then each section's name and options.
+  std::vector<std::string> fields = {"seed", "measurements", "samples_per_measurement", "nfe_budget"};
+  std::set<std::string> seen(fields.begin(), fields.end());
+  for (const auto& c : ex.cells)
+    for (const auto& [section, o] : std::vector<std::pair<std::string, const Options*>>{
+             {"task", &c.task}, {"dataset", &c.dataset}, {"prior", &c.prior}, {"sampler", &c.sampler}}) {
+      if (seen.insert(section).second) fields.push_back(section);
+      for (const auto& [k, v] : o->values())
+        if (seen.insert(section + "." + k).second) fields.push_back(section + "." + k);
+    }
+  std::vector<std::string> varying;
+  for (const auto& f : fields) {
+    std::optional<std::string> first;
+    bool differs = false;
+    for (const auto& c : ex.cells) {
+      auto t = field_text(c, f);
+      if (!t) continue;
+      if (!first) first = t;
+      else differs = differs || !same_value(*first, *t);
+    }
+    if (differs) varying.push_back(f);
+  }
+  std::vector<std::vector<std::string>> out;
+  for (const auto& c : ex.cells) {
+    std::vector<std::string> row;
+    for (const auto& f : varying)
+      if (auto t = field_text(c, f)) row.push_back(f + "=" + *t);
+    out.push_back(std::move(row));
   }
   return out;
 }

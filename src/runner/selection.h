@@ -28,6 +28,10 @@ void parse_shard(const std::string& text, CellSelection& sel);
 // filters that select no cell.
 std::vector<size_t> select_cells(const Experiment& ex, const CellSelection& sel);
 
+// Per cell, in experiment order, "FIELD=VALUE" for every field (as --only names them) whose value differs
+// between two cells that have it: what the sweep varies, as `run --dry-run` lists it.
+std::vector<std::vector<std::string>> swept_values(const Experiment& ex);
+
 // 16 hex digits over every cell's canonical description, in order: equal for all shards (and filtered
 // runs) of one experiment, different once any cell's configuration differs. Stored as the results
 // file's experiment_hash attribute; `merge` refuses files whose hashes differ.

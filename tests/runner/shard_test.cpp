@@ -162,6 +162,15 @@ TEST_CASE("Filters select cells by component, option value and key, and name a f
   for (const char* bad : {"0/2", "3/2", "1", "1/2x", "a/b"}) CHECK_THROWS_AS(parse_shard(bad, sel), ConfigError);
   parse_shard("2/3", sel);
   CHECK((sel.shard == 2 && sel.num_shards == 3));
+  // What the sweep varies, per cell (run --dry-run lists it): the noise level for every cell, the step size
+  // for the Langevin cells only; nothing that all cells share.
+  const auto swept = swept_values(ex);
+  REQUIRE(swept.size() == 6);
+  CHECK(swept[0] == std::vector<std::string>{"task.sigma_y=0.1", "sampler=exact"});
+  CHECK(swept[1] == std::vector<std::string>{"task.sigma_y=0.1", "sampler=noise_langevin",
+                                             "sampler.step_size=0.001"});
+  for (const auto& row : swept)
+    for (const auto& v : row) CHECK(v.rfind("seed=", 0) != 0);
   // Every shard's experiment_hash is the experiment's: it changes with any cell's configuration only.
   std::string changed = kShardExperiment;
   changed.replace(changed.find("1.0e-2"), 6, "2.0e-2");

@@ -151,13 +151,18 @@ int cmd_run(const std::vector<std::string>& args) {
   opts.validated = true;
   opts.cells = &selected;
   if (vm.count("dry-run")) {
-    for (size_t i : selected)
-      std::cout << "[" << i + 1 << "/" << ex.cells.size() << "] " << describe(ex.cells[i]) << ": "
+    const auto swept = swept_values(ex);
+    for (size_t i : selected) {
+      std::string values;
+      for (const auto& v : swept[i]) values += (values.empty() ? "" : " ") + v;
+      std::cout << "[" << i + 1 << "/" << ex.cells.size() << "] " << describe(ex.cells[i])
+                << (values.empty() ? "" : " [" + values + "]") << ": "
                 << ex.cells[i].measurements << " measurements x " << ex.cells[i].samples_per_measurement
                 << " samples, planned NFE per measurement " << plans[i].planned_nfe
                 << (plans[i].budget_rule.empty() ? std::string()
                                                  : " (" + ex.cells[i].describe_budget() + ": " + plans[i].budget_rule + ")")
                 << "\n";
+    }
     std::cout << experiment << ": " << ex.cells.size() << " cells valid, " << selected.size()
               << " selected (dry run: nothing ran, " << out << " not touched)" << std::endl;
     return 0;
