@@ -39,6 +39,7 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
                        const std::vector<ScoredMeasurement>& ms, const std::vector<std::string>& skipped,
                        CellRecord& rec) {
   const std::string at_mean_suffix = sc::kAtPosteriorMean, best_suffix = sc::kAtBestOfK;
+  const int64_t num_samples = ms.empty() ? 0 : ms.front().samples.size(0);
   std::map<std::string, std::vector<double>> values;
   std::map<std::string, std::string> not_applicable;  // metric -> the first measurement it could not score, why
   for (size_t m = 0; m < ms.size(); ++m) {
@@ -140,9 +141,10 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
     if (metric->level() == MetricLevel::PerSample && metric->best_of_k()) labels.push_back(name + best_suffix);
     for (const auto& label : labels) {
       if (!values.count(label)) continue;
+      const double target = metric->target(num_samples);
       rec.attributes[sc::kMetricDirectionPrefix + label] =
-          !std::isnan(metric->target()) ? sc::kTargetPrefix + format_value(metric->target())
-                                        : (metric->lower_is_better() ? sc::kLowerIsBetter : sc::kHigherIsBetter);
+          !std::isnan(target) ? sc::kTargetPrefix + format_value(target)
+                              : (metric->lower_is_better() ? sc::kLowerIsBetter : sc::kHigherIsBetter);
       rec.attributes[sc::kMetricLevelPrefix + label] = level_name(metric->level());
       for (const auto& [k, v] : metric->provenance())
         rec.attributes[sc::kMetricProvenancePrefix + k + ":" + label] = v;

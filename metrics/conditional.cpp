@@ -19,7 +19,7 @@ namespace {
 class DataConsistency : public Metric {
  public:
   bool lower_is_better() const override { return true; }
-  double target() const override { return 1.0; }
+  double target(int64_t) const override { return 1.0; }
   MetricLevel level() const override { return MetricLevel::PerSample; }
   at::Tensor per_sample(const MetricInput& in, const at::Tensor& images) const override {
     if (!in.op || !(in.sigma_y > 0)) throw std::runtime_error("data_consistency needs the operator and sigma_y > 0");

@@ -70,9 +70,13 @@ class Coverage : public Metric {
  public:
   Coverage(const Options& o, bool error) : level_(o.get_real("level")), reference_(o.get_int("reference_samples")),
                                            error_(error) {}
-  // The raw coverage has no better direction (its target is the nominal level); it is listed as
-  // higher-is-better only because a direction must be declared: read it with coverage_90_error.
+  // The raw coverage has no better direction: its target is what exact sampling gives with K samples,
+  // (K + 1 - 2i)/(K + 1), which tables rank by closeness; coverage_90_error is the distance itself.
   bool lower_is_better() const override { return error_; }
+  double target(int64_t num_samples) const override {
+    if (error_ || num_samples < 1) return Metric::target(num_samples);
+    return central_interval_expected_mass(num_samples, level_);
+  }
   bool needs_exact_posterior() const override { return true; }
   double compute(const MetricInput& in) const override {
     auto cov = central_interval_coverage(in.samples, reference_draws(in, reference_), level_).mean().item<double>();

@@ -213,7 +213,9 @@ class McmcDiagnostic : public Metric {
  public:
   McmcDiagnostic(Diagnostic kind, const Options& o) : kind_(kind), projections_(o.get_int("projections")) {}
   bool lower_is_better() const override { return kind_ == Diagnostic::Rhat || kind_ == Diagnostic::Iat; }
-  double target() const override { return kind_ == Diagnostic::Rhat ? 1.0 : Metric::target(); }
+  double target(int64_t num_samples) const override {
+    return kind_ == Diagnostic::Rhat ? 1.0 : Metric::target(num_samples);
+  }
   MetricLevel level() const override { return MetricLevel::PerMeasurement; }
   std::string sampler_unsupported(const MetricContext& c) const override {
     if (c.chains <= 0 || c.draws_per_chain <= 0) return "";  // unknown here: checked per measurement

@@ -80,8 +80,9 @@ class Metric {
  public:
   virtual ~Metric() = default;
   virtual bool lower_is_better() const = 0;
-  // Metrics with a target value (data consistency: 1) rather than a direction; NaN = none.
-  virtual double target() const { return std::numeric_limits<double>::quiet_NaN(); }
+  // Metrics with a target value rather than a direction (data consistency: 1; a coverage: what exact
+  // sampling gives with `num_samples` samples per measurement); NaN = none.
+  virtual double target(int64_t num_samples) const { return std::numeric_limits<double>::quiet_NaN(); }
   virtual MetricLevel level() const { return MetricLevel::PerMeasurement; }
   virtual bool needs_exact_posterior() const { return false; }
   // Empty when the metric applies to this data, else why not ("needs images [1, 28, 28]").

@@ -265,9 +265,14 @@ CellRecord read_record(hid_t parent, const std::string& name, const std::string&
 std::string measurements_path(const std::string& key) { return std::string(schema::kMeasurementsGroup) + "/" + key; }
 }  // namespace
 
+// Stored measurements live in a file beside the results ("<results>.inprogress.h5"): HDF5 does not give back
+// the space of deleted groups, so keeping them in the results file would grow it by every cell's samples.
+// The file is removed once no cell has stored measurements left.
+std::string Hdf5Store::measurements_file() const { return path_ + ".inprogress.h5"; }
+
 void Hdf5Store::write_measurement(const std::string& key, int64_t m, const CellRecord& part) {
   if (!writable_) throw std::logic_error("Hdf5Store opened read-only");
-  Handle f(open_file(path_, true), H5Fclose, "open " + path_);
+  Handle f(open_file(measurements_file(), true), H5Fclose, "open " + measurements_file());
   Silence quiet;
   Handle group(open_group_path(f, measurements_path(key), true), H5Gclose, "open " + measurements_path(key));
   const std::string name = schema::measurement_name(m), partial = schema::kPartialPrefix + name;
@@ -286,8 +291,8 @@ void Hdf5Store::write_measurement(const std::string& key, int64_t m, const CellR
 
 std::map<int64_t, CellRecord> Hdf5Store::read_measurements(const std::string& key) const {
   std::map<int64_t, CellRecord> out;
-  if (!file_exists(path_)) return out;
-  Handle f(open_file(path_, false), H5Fclose, "open " + path_);
+  if (!file_exists(measurements_file())) return out;
+  Handle f(open_file(measurements_file(), false), H5Fclose, "open " + measurements_file());
   Silence quiet;
   hid_t id = open_group_path(f, measurements_path(key), false);
   if (id < 0) return out;
@@ -300,12 +305,22 @@ std::map<int64_t, CellRecord> Hdf5Store::read_measurements(const std::string& ke
 }
 
 void Hdf5Store::drop_measurements(const std::string& key) {
-  Handle f(open_file(path_, true), H5Fclose, "open " + path_);
-  Silence quiet;
-  const std::string path = measurements_path(key);
-  if (H5Lexists(f, schema::kMeasurementsGroup, H5P_DEFAULT) > 0 && H5Lexists(f, path.c_str(), H5P_DEFAULT) > 0)
-    H5Ldelete(f, path.c_str(), H5P_DEFAULT);
-  H5Fflush(f, H5F_SCOPE_GLOBAL);
+  if (!file_exists(measurements_file())) return;
+  bool empty = false;
+  {
+    Handle f(open_file(measurements_file(), true), H5Fclose, "open " + measurements_file());
+    Silence quiet;
+    const std::string path = measurements_path(key);
+    if (H5Lexists(f, schema::kMeasurementsGroup, H5P_DEFAULT) > 0) {
+      if (H5Lexists(f, path.c_str(), H5P_DEFAULT) > 0) H5Ldelete(f, path.c_str(), H5P_DEFAULT);
+      Handle g(H5Gopen2(f, schema::kMeasurementsGroup, H5P_DEFAULT), H5Gclose, "open measurements");
+      empty = child_names(g).empty();
+    } else {
+      empty = true;
+    }
+    H5Fflush(f, H5F_SCOPE_GLOBAL);
+  }
+  if (empty) std::remove(measurements_file().c_str());
 }
 
 std::set<std::string> Hdf5Store::complete_keys() const {

@@ -51,6 +51,8 @@ class Hdf5Store : public ResultStore {
   std::map<int64_t, CellRecord> read_measurements(const std::string& key) const override;
   void drop_measurements(const std::string& key) override;
   const std::string& path() const { return path_; }
+  // Where write_measurement keeps a running cell's finished measurements (removed when none are left).
+  std::string measurements_file() const;
 
  private:
   std::string path_;

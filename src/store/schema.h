@@ -17,7 +17,8 @@ namespace psbench::schema {
 // File layout.
 inline constexpr char kCellsGroup[] = "/cells";
 inline constexpr char kPartialPrefix[] = ".partial-";
-// Finished measurements of cells not complete yet: /measurements/<key>/mNNNN (ResultStore::write_measurement).
+// Finished measurements of cells not complete yet: /measurements/<key>/mNNNN of "<results>.inprogress.h5"
+// (ResultStore::write_measurement), a file beside the results that is removed when no cell needs it.
 inline constexpr char kMeasurementsGroup[] = "/measurements";
 // File attributes (besides the provenance attributes below).
 inline constexpr char kExperiment[] = "experiment";

@@ -2,6 +2,8 @@
 // exact samples reach nominal coverage within Monte-Carlo error; over- and under-dispersed samples do not.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "core/rng.h"
 #include "metrics/exact_images.h"
 #include "metrics/metric.h"
@@ -98,6 +100,12 @@ TEST_CASE("coverage_90: exact samples are nominal, over- and under-dispersed sam
   auto weights = metric("component_weight_error");
   const int64_t k = 200, replicates = 40;
   const double nominal = central_interval_expected_mass(k, 0.9);
+  // Tables rank the raw coverage by closeness to what exact sampling gives with the cell's K, not as
+  // higher-is-better; the error is lower-is-better.
+  CHECK(coverage->target(k) == nominal);
+  CHECK(coverage->target(19) == central_interval_expected_mass(19, 0.9));
+  CHECK(std::isnan(cov_err->target(k)));
+  CHECK(cov_err->lower_is_better());
   std::vector<double> exact, over, under, err_exact, var_exact, var_over, w_exact, w_one;
   for (int64_t rep = 0; rep < replicates; ++rep) {
     auto gen = make_generator(derive_seed({99, static_cast<uint64_t>(rep)}));

@@ -128,6 +128,8 @@ TEST_CASE("SIGKILL at random moments then resume gives every cell bit for bit as
   CHECK(killed_mid_run >= 3);  // the kills landed while the sweep ran, not after it finished
   REQUIRE(run_cli("run " + yaml + " --out " + out, dir + "/final.log") == 0);
   check_equal_files(dir + "/ref.h5", out);
+  // The stored measurements' file beside the results is gone once every cell is written.
+  CHECK_FALSE(std::filesystem::exists(out + ".inprogress.h5"));
   std::filesystem::remove_all(dir);
 }
 
