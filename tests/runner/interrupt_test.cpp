@@ -16,9 +16,11 @@
 #include "runner/runner.h"
 #include "store/result_store.h"
 #include "store/schema.h"
+#include "same_results.h"
 #include "test_util.h"
 
 using namespace psbench;
+using psbench::testing::check_same_results;
 using psbench::testing::read_text;
 using psbench::testing::run_cli;
 using psbench::testing::temp_dir;
@@ -78,27 +80,6 @@ int wait_exit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// Every cell's results (all arrays but timings and memory) equal, and the same cells.
-void check_equal_files(const std::string& a, const std::string& b) {
-  auto ca = Hdf5Store(a, "r").read_all(), cb = Hdf5Store(b, "r").read_all();
-  REQUIRE(ca.size() == cb.size());
-  std::map<std::string, const CellRecord*> by_key;
-  for (const auto& c : cb) by_key[c.key] = &c;
-  for (const auto& c : ca) {
-    INFO("cell " << c.key);
-    REQUIRE(by_key.count(c.key));
-    const auto& o = *by_key[c.key];
-    CHECK(c.attr(schema::kStatus) == o.attr(schema::kStatus));
-    CHECK(c.arrays.size() == o.arrays.size());  // with every name of c found in o: the same arrays
-    for (const auto& [name, t] : c.arrays) {
-      INFO(name);
-      REQUIRE(o.arrays.count(name));
-      if (name.rfind(schema::kTimeGroup, 0) == 0 || name.rfind(schema::kResourcesGroup, 0) == 0) continue;
-      CHECK(at::equal(t, o.arrays.at(name)));
-    }
-  }
-}
-
 }  // namespace
 
 TEST_CASE("SIGKILL at random moments then resume gives every cell bit for bit as an uninterrupted run",
@@ -127,7 +108,7 @@ TEST_CASE("SIGKILL at random moments then resume gives every cell bit for bit as
   INFO(read_text(dir + "/kill10.log"));
   CHECK(killed_mid_run >= 3);  // the kills landed while the sweep ran, not after it finished
   REQUIRE(run_cli("run " + yaml + " --out " + out, dir + "/final.log") == 0);
-  check_equal_files(dir + "/ref.h5", out);
+  check_same_results(Hdf5Store(dir + "/ref.h5", "r").read_all(), Hdf5Store(out, "r").read_all());
   // The stored measurements' file beside the results is gone once every cell is written.
   CHECK_FALSE(std::filesystem::exists(out + ".inprogress.h5"));
   std::filesystem::remove_all(dir);
@@ -156,7 +137,7 @@ TEST_CASE("SIGINT and SIGTERM stop a run at a measurement boundary with exit cod
     CHECK(n < 12);
   }
   REQUIRE(run_cli("run " + yaml + " --out " + out, dir + "/final.log") == 0);
-  check_equal_files(dir + "/ref.h5", out);
+  check_same_results(Hdf5Store(dir + "/ref.h5", "r").read_all(), Hdf5Store(out, "r").read_all());
   std::filesystem::remove_all(dir);
 }
 
@@ -193,19 +174,7 @@ TEST_CASE("A cell stopped half-way resumes from its stored measurements and ends
   CHECK(said);
   CHECK(resumed.read_measurements(key).empty());  // dropped once the cell is written
 
-  auto a = reference.read_all(), b = resumed.read_all();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO("cell " << a[i].key);
-    REQUIRE(a[i].key == b[i].key);
-    CHECK(a[i].arrays.size() == b[i].arrays.size());
-    for (const auto& [name, t] : a[i].arrays) {
-      INFO(name);
-      REQUIRE(b[i].arrays.count(name));
-      if (name.rfind(schema::kTimeGroup, 0) == 0 || name.rfind(schema::kResourcesGroup, 0) == 0) continue;
-      CHECK(at::equal(t, b[i].arrays.at(name)));
-    }
-  }
+  check_same_results(reference.read_all(), resumed.read_all());
 
   // Measurements stored by another build (git revision) are not used: the cell runs them again.
   MemoryStore foreign;

@@ -14,9 +14,11 @@
 #include "store/merge.h"
 #include "store/result_store.h"
 #include "store/schema.h"
+#include "same_results.h"
 #include "test_util.h"
 
 using namespace psbench;
+using psbench::testing::check_same_results;
 using psbench::testing::read_text;
 using psbench::testing::run_cli;
 using psbench::testing::temp_dir;
@@ -42,26 +44,6 @@ std::string write_experiment(const std::string& dir, const std::string& name, co
   const std::string path = dir + "/" + name;
   std::ofstream(path) << text;
   return path;
-}
-
-// Results that must agree between two runs of one cell (timings and memory are measurements of the machine).
-void check_same_results(const std::vector<CellRecord>& a, const std::vector<CellRecord>& b) {
-  std::map<std::string, const CellRecord*> by_key;
-  for (const auto& c : b) by_key[c.key] = &c;
-  REQUIRE(a.size() == b.size());
-  for (const auto& c : a) {
-    INFO("cell " << c.key);
-    REQUIRE(by_key.count(c.key));
-    const auto& other = *by_key.at(c.key);
-    CHECK(c.attr(schema::kCellIndex) == other.attr(schema::kCellIndex));
-    CHECK(c.attr(schema::kStatus) == other.attr(schema::kStatus));
-    for (const auto& [name, arr] : c.arrays) {
-      if (name.rfind(schema::kTimeGroup, 0) == 0 || name.rfind(schema::kResourcesGroup, 0) == 0) continue;
-      INFO(name);
-      REQUIRE(other.arrays.count(name));
-      CHECK(at::equal(arr, other.arrays.at(name)));
-    }
-  }
 }
 
 }  // namespace
