@@ -102,6 +102,10 @@ def _open(path):
     if S.CELLS_GROUP not in f:
         f.close()
         raise ResultsError(f"{path}: not a psbench results file (no {S.CELLS_GROUP} group)")
+    mismatch = S.schema_mismatch(path, f.attrs)
+    if mismatch:
+        f.close()
+        raise ResultsError(mismatch)
     return f
 
 

@@ -8,6 +8,8 @@ fails when the two differ or when a Python reader spells a schema name itself in
 CELLS_GROUP = "/cells"
 PARTIAL_PREFIX = ".partial-"
 MEASUREMENTS_GROUP = "/measurements"
+RESULTS_SCHEMA = "results_schema"
+RESULTS_SCHEMA_VERSION = "psbench-results-1"
 EXPERIMENT = "experiment"
 EXPERIMENT_FILE = "experiment_file"
 EXPERIMENT_HASH = "experiment_hash"
@@ -88,8 +90,32 @@ def measurement_name(m):
 
 
 
+class SchemaMismatch(ValueError):
+    """A results file written with another layout (RESULTS_SCHEMA); the message is one line naming it."""
+
+
 def cells_in_order(h5file):
-    """(key, cell group) of a results file opened with h5py, in experiment order (the cell_index attribute)."""
+    """(key, cell group) of a results file opened with h5py, in experiment order (the cell_index attribute).
+    Raises SchemaMismatch for a file of another results schema."""
+    mismatch = schema_mismatch(h5file.filename, h5file.attrs)
+    if mismatch:
+        raise SchemaMismatch(mismatch)
     cells = h5file[CELLS_GROUP]
     keys = sorted(cells.keys(), key=lambda k: int(cells[k].attrs.get(CELL_INDEX, 0)))
     return [(k, cells[k]) for k in keys]
+
+
+def schema_mismatch(path, file_attrs):
+    """None when a results file's layout is the one this module describes, else the one-line reason.
+    `file_attrs` are the file's root attributes (h5py's f.attrs); a file without RESULTS_SCHEMA predates
+    the attribute and has this layout."""
+    def text(v):
+        return v.decode() if isinstance(v, bytes) else str(v)
+    if RESULTS_SCHEMA not in file_attrs:
+        return None
+    found = text(file_attrs[RESULTS_SCHEMA])
+    if found == RESULTS_SCHEMA_VERSION:
+        return None
+    writer = text(file_attrs[PSBENCH_VERSION]) if PSBENCH_VERSION in file_attrs else "an unknown version"
+    return (f"{path}: results schema '{found}' (written by psbench {writer}); this psbench reads "
+            f"'{RESULTS_SCHEMA_VERSION}': read it with the psbench that wrote it")

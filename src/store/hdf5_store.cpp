@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <sys/stat.h>
 
+#include "core/errors.h"
 #include "store/result_store.h"
 #include "store/schema.h"
 
@@ -160,14 +161,14 @@ struct Silence {  // HDF5 prints its own error stacks; psbench reports errors it
 hid_t open_file(const std::string& path, bool writable) {
   Silence quiet;
   if (!writable) {
-    if (!file_exists(path)) throw std::runtime_error(path + ": no such results file");
+    if (!file_exists(path)) throw ConfigError(path + ": no such file");
     hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) throw std::runtime_error(path + ": not a readable HDF5 file");
+    if (f < 0) throw ConfigError(path + ": not a readable HDF5 file (truncated, or another format)");
     return f;
   }
   if (file_exists(path)) {
     hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    if (f < 0) throw std::runtime_error(path + ": exists but is not a writable HDF5 file");
+    if (f < 0) throw ConfigError(path + ": exists but is not a writable HDF5 file");
     return f;
   }
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
@@ -196,9 +197,32 @@ const std::string& CellRecord::attr(const std::string& k) const {
   return it->second;
 }
 
+namespace {
+// Refuses (before anything is written) a file that is not a results file, or one of another layout.
+void check_results_file(hid_t f, const std::string& path, bool created) {
+  Silence quiet;
+  Handle root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose, "open /");
+  if (H5Aexists(root, schema::kResultsSchema) > 0) {
+    const std::string found = read_attr(root, schema::kResultsSchema);
+    if (found != schema::kResultsSchemaVersion) {
+      const std::string writer = H5Aexists(root, schema::kPsbenchVersion) > 0
+                                     ? "psbench " + read_attr(root, schema::kPsbenchVersion)
+                                     : "an unknown psbench version";
+      throw ConfigError(path + ": results schema '" + found + "' (written by " + writer + "); this psbench (" +
+                        PSBENCH_VERSION + ") reads '" + schema::kResultsSchemaVersion +
+                        "': read it with the psbench that wrote it");
+    }
+  }
+  if (!created && H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0)
+    throw ConfigError(path + ": not a psbench results file (no " + schema::kCellsGroup + " group)");
+}
+}  // namespace
+
 Hdf5Store::Hdf5Store(std::string path, const std::string& mode, std::map<std::string, std::string> file_attrs)
     : path_(std::move(path)), writable_(mode == "a") {
+  const bool created = writable_ && !file_exists(path_);
   Handle f(open_file(path_, writable_), H5Fclose, "open " + path_);
+  check_results_file(f, path_, created);
   if (!writable_) return;
   Silence quiet;
   if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0) {
@@ -209,6 +233,7 @@ Hdf5Store::Hdf5Store(std::string path, const std::string& mode, std::map<std::st
   for (const auto& n : child_names(cells))
     if (n.rfind(schema::kPartialPrefix, 0) == 0) H5Ldelete(cells, n.c_str(), H5P_DEFAULT);
   Handle root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose, "open /");
+  write_attr(root, schema::kResultsSchema, schema::kResultsSchemaVersion);
   for (const auto& [k, v] : file_attrs) write_attr(root, k, v);
   H5Fflush(f, H5F_SCOPE_GLOBAL);
 }

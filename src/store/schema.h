@@ -20,6 +20,11 @@ inline constexpr char kPartialPrefix[] = ".partial-";
 // Finished measurements of cells not complete yet: /measurements/<key>/mNNNN of "<results>.inprogress.h5"
 // (ResultStore::write_measurement), a file beside the results that is removed when no cell needs it.
 inline constexpr char kMeasurementsGroup[] = "/measurements";
+// The layout version: every file psbench writes carries it as a file attribute, and readers refuse a file
+// with another one (written by a psbench whose layout differs) with one line. Files written before the
+// attribute existed have this layout and no attribute; they are read as this version.
+inline constexpr char kResultsSchema[] = "results_schema";
+inline constexpr char kResultsSchemaVersion[] = "psbench-results-1";
 // File attributes (besides the provenance attributes below).
 inline constexpr char kExperiment[] = "experiment";
 inline constexpr char kExperimentFile[] = "experiment_file";

@@ -72,6 +72,7 @@ TEST_CASE("a run writes only names of the results schema", "[schema][runner][cli
   for (const auto& [k, v] : store.file_attributes()) {
     INFO("file attribute " << k);
     CHECK((k == sc::kExperiment || k == sc::kExperimentFile || k == sc::kExperimentHash || k == sc::kExperimentCells ||
-           attributes.count(k) > 0));
+           k == sc::kResultsSchema || attributes.count(k) > 0));
   }
+  CHECK(store.file_attributes().at(sc::kResultsSchema) == sc::kResultsSchemaVersion);
 }

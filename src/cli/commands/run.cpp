@@ -170,10 +170,10 @@ int cmd_run(const std::vector<std::string>& args) {
   if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) std::filesystem::create_directories(parent);
   WriterLock lock(out);  // before --fresh deletes anything: another run may be writing this file
   if (vm.count("fresh")) std::filesystem::remove(out);
+  Hdf5Store store(out, "a", file_attrs);  // refuses a file of another results schema before anything is said
   if (!quiet)
     std::cerr << "psbench: " << selected.size() << " of " << ex.cells.size() << " cells from " << experiment << " -> "
               << out << std::endl;
-  Hdf5Store store(out, "a", file_attrs);
   stop_requested = false;
   opts.stop = &stop_requested;
   struct sigaction action {};
