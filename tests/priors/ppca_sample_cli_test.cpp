@@ -30,7 +30,7 @@ TEST_CASE("psbench sample: PNG grid of ppca_mixture draws", "[ppca][cli][slow]")
   fs::create_directories(dir);
   const std::string png = (dir / "grid.png").string(), log = (dir / "log.txt").string();
   const std::string common = "sample --prior ppca_mixture --set rank=8 --set cache_dir=" + (dir / "cache").string();
-  REQUIRE(run_psbench(common + " --n 6 --cols 3 --scale 1 --seed 2 --out " + png, log) == 0);
+  REQUIRE(run_psbench(common + " --n 6 --cols 3 --scale 1 --seed 2 --no-labels --out " + png, log) == 0);
   INFO(slurp(log));
   auto img = psbench::read_png(png);
   // 2 rows x 3 columns of 28x28 tiles with a 2-pixel border: 2*28 + 3*2 = 62 high, 3*28 + 4*2 = 92 wide.
@@ -47,8 +47,14 @@ TEST_CASE("psbench sample: PNG grid of ppca_mixture draws", "[ppca][cli][slow]")
     CHECK(tile.std().item<double>() > 30);
   }
   // Generator draws (Phi(z) through the probability-flow ODE) have the same layout.
-  REQUIRE(run_psbench(common + " --method generator --n 4 --cols 4 --scale 2 --out " + png, log) == 0);
+  REQUIRE(run_psbench(common + " --method generator --n 4 --cols 4 --scale 2 --no-labels --out " + png, log) == 0);
   CHECK(psbench::read_png(png).sizes() == at::IntArrayRef({2 * 28 + 4, 4 * 56 + 5 * 2, 1}));
+  // By default the picture says what it shows: a title band above the same grid and a value bar below.
+  REQUIRE(run_psbench(common + " --method generator --n 4 --cols 4 --scale 2 --out " + png, log) == 0);
+  auto labelled = psbench::read_png(png);
+  CHECK(labelled.size(1) == 4 * 56 + 5 * 2);
+  CHECK(labelled.size(0) > 2 * 28 + 4 + 20);
+  CHECK(labelled.slice(0, 0, 12).lt(128).sum().item<int64_t>() > 50);  // ink of the title's first line
   // Bad input: exit code 2 and a message naming the key.
   CHECK(run_psbench("sample --prior ppca_mixture --set rnak=8 --out " + png, log) == 2);
   CHECK(slurp(log).find("rnak") != std::string::npos);

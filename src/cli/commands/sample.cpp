@@ -2,6 +2,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <sstream>
+#include <iomanip>
 #include <iostream>
 
 #include "cli/command.h"
@@ -30,6 +32,7 @@ int cmd_sample(const std::vector<std::string>& args) {
   int64_t grid = 64, batch = 100;
   std::vector<std::string> sets;
   int64_t n = 16, seed = 0, cols = 8, scale = 2;
+  bool no_labels = false;
   desc.add_options()("help,h", "show this help")(
       "prior,p", po::value(&prior_name), "registered prior (psbench list)")(
       "set", po::value(&sets)->composing(), "prior option KEY=VALUE (repeatable)")(
@@ -40,6 +43,7 @@ int cmd_sample(const std::vector<std::string>& args) {
       "exact (prior draws), generator (Phi(z), z ~ N(0, I)) or auto (exact when available)")(
       "cols", po::value(&cols)->default_value(8), "images per grid row")(
       "scale", po::value(&scale)->default_value(2), "pixel magnification")(
+      "no-labels", po::bool_switch(&no_labels), "the bare grid, without the title and value bar drawn into the PNG")(
       "out,o", po::value(&out), "output PNG")(
       "grid", po::value(&grid)->default_value(64), "at most this many draws in the PNG")(
       "h5", po::value(&h5_out), "also store all draws as dataset 'images' of this HDF5 file (for psbench fd)")(
@@ -109,7 +113,18 @@ int cmd_sample(const std::vector<std::string>& args) {
   for (int64_t i = 0; i < std::min(n, grid); ++i) images.push_back(x[i]);
   if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty())
     std::filesystem::create_directories(parent);
-  write_png_grid(out, images, cols, 2, scale);
+  const double clipped = (x.abs() > 1).to(at::kDouble).mean().item<double>();
+  GridLabels labels;
+  if (!no_labels) {
+    std::ostringstream title, bar;
+    title << "psbench sample: " << images.size() << " of " << n << " "
+          << (method == "exact" ? "exact draws" : "generator draws Phi(z), z ~ N(0, I),") << " of " << opts.canonical()
+          << ", seed " << seed;
+    bar << "pixel value (" << std::fixed << std::setprecision(1) << 100 * clipped << "% of pixels outside [-1, 1], clipped for display)";
+    labels.title = title.str();
+    labels.value_bar = bar.str();
+  }
+  write_png_grid(out, images, cols, 2, scale, labels);
   if (!h5_out.empty()) {
     auto prov = prior->provenance();
     prov["prior"] = opts.canonical();
@@ -117,7 +132,6 @@ int cmd_sample(const std::vector<std::string>& args) {
     prov["seed"] = std::to_string(seed);
     write_hdf5_dataset(h5_out, "images", x.to(at::kFloat), prov);
   }
-  const double clipped = (x.abs() > 1).to(at::kDouble).mean().item<double>();
   std::cout << "sample: " << n << " " << method << " draws of " << opts.canonical() << ", shape "
             << shape_string(shape) << ", range [" << x.min().item<double>() << ", " << x.max().item<double>()
             << "] (" << 100 * clipped << "% of pixels outside [-1, 1], clipped for display) -> " << out << "\n";

@@ -88,6 +88,7 @@ int cmd_show_task(const std::vector<std::string>& args) {
   std::string out, dataset, image, tasks_arg;
   int64_t index = 0, scale = 0;
   uint64_t seed = 0;
+  bool no_labels = false;
   std::vector<std::string> sets;
   desc.add_options()("help,h", "show this help")(
       "out,o", po::value(&out)->default_value("show_task.png"), "PNG file to write")(
@@ -99,7 +100,9 @@ int cmd_show_task(const std::vector<std::string>& args) {
       "image", po::value(&image), "use this PNG as the test image instead of a dataset")(
       "seed", po::value(&seed)->default_value(0), "seed of masks, kernels and noise")(
       "scale", po::value(&scale)->default_value(0), "pixel enlargement in the PNG (0 = 4 for images up to 64 "
-                                                    "pixels, else 1)");
+                                                    "pixels, else 1)")(
+      "no-labels", po::bool_switch(&no_labels), "the bare grid, without the title, row and column names and value bar "
+                                                "drawn into the PNG");
   auto vm = parse_command_line(args, desc, nullptr);
   if (vm.count("help")) {
     std::cout << desc << "\nColumns: image x | clean A(x) | noisy y = A(x) + sigma_y n | pseudo-inverse of y (grey "
@@ -125,6 +128,9 @@ int cmd_show_task(const std::vector<std::string>& args) {
   }
 
   std::vector<at::Tensor> tiles;
+  GridLabels labels;
+  labels.column_names = {"image x", "clean A(x)", "noisy y = A(x) + sigma_y n", "pseudo-inverse of y"};
+  labels.value_bar = "grey scale of every tile: image pixel values (measurements mapped as each row says)";
   int64_t row = 0;
   for (const auto& name : names) {
     const auto& entry = TaskRegistry::instance().get(name, "task");
@@ -153,11 +159,15 @@ int cmd_show_task(const std::vector<std::string>& args) {
       inverse_note = "pseudo-inverse of y";
     }
     tiles.insert(tiles.end(), {x, clean_img, noisy_img, inverse});
-    std::cout << "row " << ++row << ": " << opts.canonical() << " — " << (how.empty() ? "measurement as an image" : how)
-              << "; " << inverse_note << "\n";
+    const std::string shown = how.empty() ? "measurement as an image" : how;
+    std::cout << "row " << ++row << ": " << opts.canonical() << " - " << shown << "; " << inverse_note << "\n";
+    labels.row_names.push_back(opts.canonical() + " - " + shown + "; " + inverse_note);
   }
   if (tiles.empty()) throw ConfigError("show-task: no task could be built on an image of shape " + shape_string(x_shape));
-  write_png_grid(out, tiles, 4, 2, scale);
+  labels.title = "psbench show-task: " + (image.empty() ? dataset + " test image " + std::to_string(index) : image) +
+                 ", seed " + std::to_string(seed);
+  if (no_labels) labels = GridLabels{};
+  write_png_grid(out, tiles, 4, 2, scale, labels);
   std::cout << "columns: image x | clean A(x) | noisy y | pseudo-inverse; wrote " << out << "\n";
   return 0;
 }
