@@ -39,8 +39,9 @@ test: deps build
 # Google Benchmark; JSON (with the machine's context) under results/, named by date and git revision.
 bench: deps build
 	mkdir -p results
-	$(BUILD_DIR)/benchmarks/psbench_bench --benchmark_out=results/bench-$$(date +%Y%m%d-%H%M%S)-$$(git rev-parse --short HEAD 2>/dev/null || echo norev).json \
-	  --benchmark_out_format=json $(BENCH_ARGS)
+	out=results/bench-$$(date +%Y%m%d-%H%M%S)-$$(git rev-parse --short HEAD 2>/dev/null || echo norev).json && \
+	  $(BUILD_DIR)/benchmarks/psbench_bench --benchmark_out=$$out --benchmark_out_format=json $(BENCH_ARGS) && \
+	  /usr/bin/python3 tools/bench_ratios.py $$out
 
 # The Fashion-MNIST tables (tune, pick, fidelity, diversity) into docs/FASHION_TABLES.md; hours on 2 cores,
 # resumable (tools/fashion_tables.sh).

@@ -12,9 +12,7 @@
 #include <memory>
 #include <tuple>
 
-#include "core/rng.h"
-#include "operators/operator.h"
-#include "priors/prior.h"
+#include "bench_util.h"
 #include "samplers/sampler.h"
 
 using namespace psbench;
@@ -23,46 +21,11 @@ namespace {
 
 constexpr int64_t kChains = 8;
 
-struct Bench {
-  std::unique_ptr<Prior> prior;
-  MeasurementModel model;
-  at::Tensor y;
-};
-
-// Built once per prior; a neural prior that cannot load (no model file) is reported as an error.
-const Bench& bench(const std::string& which) {
-  static std::map<std::string, std::unique_ptr<Bench>> cache;
-  auto& slot = cache[which];
-  if (slot) return *slot;
-  slot = std::make_unique<Bench>();
-  auto gen = make_generator(1);
-  auto make = [&](const std::string& kind, std::map<std::string, OptionValue> o) {
-    const auto& e = PriorRegistry::instance().get(kind, "prior");
-    return e.make(resolve_options(kind, e.options, std::move(o)), 1);
-  };
-  auto task = [&](const std::string& kind, std::map<std::string, OptionValue> o) {
-    const auto& e = TaskRegistry::instance().get(kind, "task");
-    return e.make(resolve_options(kind, e.options, std::move(o)));
-  };
-  if (which == "gmm80") {
-    slot->prior = make("gmm", {{"dim", int64_t{80}}, {"ode_steps", int64_t{8}}});
-    slot->model = task("gmm_lowrank", {{"d_y", int64_t{4}}, {"sigma_y", 0.1}})->build(slot->prior->data_shape(), gen);
-  } else {
-    slot->prior = make("consistency", {{"steps", int64_t{1}}});
-    slot->model = task("sr_avgpool", {{"factor", int64_t{4}}, {"sigma_y", 0.1}})->build(slot->prior->data_shape(), gen);
-  }
-  at::NoGradGuard no_grad;
-  const auto& phi = *slot->prior->generator();
-  auto x = phi.generate(at::randn(phi.latent_shape(), gen, at::TensorOptions().dtype(slot->prior->dtype())).unsqueeze(0));
-  slot->y = slot->model.noise.sample(slot->model.op->forward(x), gen);
-  return *slot;
-}
-
 void kernel_step(benchmark::State& state, const std::string& sampler, const std::string& prior,
                  std::map<std::string, OptionValue> options) {
-  const Bench* b = nullptr;
+  const bench::NeuralOrGmm* b = nullptr;
   try {
-    b = &bench(prior);
+    b = &bench::setup(prior);
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
     return;
@@ -78,7 +41,9 @@ void kernel_step(benchmark::State& state, const std::string& sampler, const std:
   }
   steps->step();  // first touch outside the timing
   const auto before = steps->nfe().total();
+  const long faults = bench::minor_faults();
   for (auto _ : state) steps->step();
+  bench::report_faults(state, faults);
   state.counters["steps/s"] =
       benchmark::Counter(static_cast<double>(kChains * state.iterations()), benchmark::Counter::kIsRate);
   state.counters["NFE/s"] = benchmark::Counter(static_cast<double>(steps->nfe().total() - before), benchmark::Counter::kIsRate);
