@@ -2,7 +2,9 @@
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
-THREADS ?= $(shell nproc)
+# intra-op threads of `make run`: auto = per cell, 1 below 4 chains per network call, else every core
+# (docs/PERFORMANCE.md, 2)
+THREADS ?= auto
 export CCACHE_SLOPPINESS = pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_DIR ?= $(HOME)/.cache/psbench-ccache
 

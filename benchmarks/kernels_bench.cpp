@@ -39,6 +39,10 @@ void kernel_step(benchmark::State& state, const std::string& sampler, const std:
     state.SkipWithError(e.what());  // the sampler cannot use this prior (e.g. DPS-CM without f)
     return;
   }
+  if (!steps) {  // a sampler without a step kernel (pseudo_inverse: one closed-form solve)
+    state.SkipWithError("not a step kernel");
+    return;
+  }
   steps->step();  // first touch outside the timing
   const auto before = steps->nfe().total();
   const long faults = bench::minor_faults();

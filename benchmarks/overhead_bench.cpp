@@ -93,6 +93,7 @@ void kernel_steps(benchmark::State& state, const std::string& sampler, std::map<
   Problem problem(*b->prior, *b->model.op, b->model.noise, b->y);
   auto s = make_sampler(sampler, std::move(options));  // outlives the steps, which refer to its kernel
   auto steps = s->single_steps(problem, state.range(0), 5);
+  if (!steps) return state.SkipWithError("not a step kernel");
   timed_calls(state, [&] { steps->step(); });
 }
 

@@ -2,8 +2,10 @@
 // before scoring.
 #include "metrics/image_quality.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "metrics/metric.h"
 
@@ -45,6 +47,17 @@ at::Tensor psnr(const at::Tensor& a, const at::Tensor& b) {
 at::Tensor ssim(const at::Tensor& a, const at::Tensor& b) {
   check_pair(a, b, "ssim");
   if (a.size(2) < 11 || a.size(3) < 11) throw std::invalid_argument("ssim: images need at least 11x11 pixels");
+  // In chunks of 64 images: the float64 temporaries of one large batch exceed the allocator's mmap
+  // threshold and page-fault on every call (1000 pairs: 7x slower per pair; docs/PERFORMANCE.md, 3).
+  constexpr int64_t kChunk = 64;
+  if (a.size(0) > kChunk) {
+    std::vector<at::Tensor> parts;
+    for (int64_t i = 0; i < a.size(0); i += kChunk) {
+      const int64_t end = std::min(a.size(0), i + kChunk);
+      parts.push_back(ssim(a.slice(0, i, end), b.size(0) == 1 ? b : b.slice(0, i, end)));
+    }
+    return at::cat(parts);
+  }
   const int64_t n = a.size(0), c = a.size(1), h = a.size(2), w = a.size(3);
   auto x = ((a.to(at::kDouble) + 1) / 2).reshape({n * c, 1, h, w});
   auto y = ((b.to(at::kDouble) + 1) / 2).expand_as(a).reshape({n * c, 1, h, w});

@@ -32,9 +32,11 @@ Figures (names without extension):
                       step_scale, beta, delta, ...), log x; one panel per problem and sampler, one line per
                       setting of the other swept options; cells that diverged or failed are marked x.
   timing              kind timing: wall time per measurement (warm-up + sampling, solid; sampling alone,
-                      dashed) against the number of posterior samples K, log-log, one line per sampler
-                      setting, from cells that differ in samples_per_measurement (the noise-space Langevin
-                      paper's Figure 2; experiments/timing_vs_dps.yaml). Cells that did not finish ok are
+                      dashed; for samplers whose K samples are K independent runs, dotted: K times the
+                      K = 1 cell, the one-sample-at-a-time cost) against the number of posterior samples
+                      K, log-log, one line per sampler setting, from cells that differ in
+                      samples_per_measurement (the noise-space Langevin paper's Figure 2;
+                      experiments/timing_vs_dps.yaml). Cells that did not finish ok are
                       left out (a diverged chain stops early).
   traces_mNNNN        kind traces: the warm-up loss and the chain loss (the data-fit potential
                       ||y - A(Phi(z))||^2 / (2 sigma_y^2), mean over live chains) per step of measurement
@@ -430,6 +432,15 @@ def figure_vs_step(df, cells, metric, out, written):
 
 # --------------------------------------------------------------------------------- time against K --
 
+def independent_runs_cost(line):
+    """K x the total time of the K = 1 cell, for a line (one sampler setting, sorted by K) whose K samples are
+    K independent runs (chains == K in every cell); None otherwise or without a K = 1 cell."""
+    chains = pd.to_numeric(line[S.CHAINS], errors="coerce")
+    if not (chains == line[K_COL]).all() or not (line[K_COL] == 1).any():
+        return None
+    return line[K_COL] * float(line.loc[line[K_COL] == 1, "mean"].iloc[0])
+
+
 def figure_timing(df, cells, out, written):
     if cells[K_COL].nunique() < 2:
         note("no timing figure: every cell has the same samples_per_measurement")
@@ -466,13 +477,22 @@ def figure_timing(df, cells, out, written):
                         lw=1.4, label=lab)
             sp = sc[sc["sampling_mean"] > 0]
             ax.plot(sp[K_COL], sp["sampling_mean"], color=style["color"], ls="--", lw=1.0)
-            for _, r in sc.iterrows():
+            # The paper's Figure 2 draws one sample at a time: where the K samples are K independent runs
+            # (chains == K at every K, e.g. DPS batched over K) that costs K times the K = 1 cell; where
+            # they are iterates of fewer chains the batched cell already is the one-at-a-time cost.
+            one = independent_runs_cost(sc)
+            if one is not None:
+                ax.plot(sc[K_COL], one, color=style["color"], ls=":", lw=1.2)
+            for i_row, (_, r) in enumerate(sc.iterrows()):
                 rows.append({"panel": label_of(r, problem, short=False), "series": lab, R.KEY: r[R.KEY],
-                             K_COL: r[K_COL], "total_seconds_mean": r["mean"], "total_seconds_se": r["se"],
-                             "sampling_seconds_mean": r["sampling_mean"], "warmup_seconds_mean": r["warmup_seconds"],
+                             K_COL: r[K_COL], S.CHAINS: r[S.CHAINS], "total_seconds_mean": r["mean"],
+                             "total_seconds_se": r["se"], "sampling_seconds_mean": r["sampling_mean"],
+                             "warmup_seconds_mean": r["warmup_seconds"],
+                             "one_at_a_time_seconds": r["mean"] if one is None else one.iloc[i_row],
                              "n_measurements": int(r["n"]), "nfe_per_measurement": r["nfe"]})
         ax.plot([], [], color="0.3", ls="-", label="warm-up + sampling")
         ax.plot([], [], color="0.3", ls="--", label="sampling only (no warm-up)")
+        ax.plot([], [], color="0.3", ls=":", label="one sample at a time: K x (K = 1 cell), independent runs")
         log_axis(ax)
         ax.set_yscale("log")
         ax.set_xlabel("posterior samples per measurement K", fontsize=9)

@@ -164,10 +164,10 @@ Options resolve_options(const std::string& component, const std::vector<OptionSp
     if (!type_ok) throw ConfigError(context + ": value " + format_value(value) + " is not a " + spec->type_name());
     check_range(*spec, value, context);
   }
-  std::set<std::string> exec;
+  std::map<std::string, OptionValue> exec;
   for (const auto& spec : specs) {
     if (!given.count(spec.key)) given[spec.key] = spec.default_value;
-    if (spec.execution_only) exec.insert(spec.key);
+    if (spec.execution_only) exec[spec.key] = spec.default_value;
   }
   return Options(component, std::move(given), std::move(exec));
 }
@@ -186,7 +186,8 @@ std::string Options::canonical() const {
   std::string out = component_ + "{";
   bool first = true;
   for (const auto& [k, v] : values_) {
-    if (execution_only_.count(k)) continue;
+    auto exec = execution_defaults_.find(k);
+    if (exec != execution_defaults_.end() && exec->second == v) continue;
     out += (first ? "" : ",") + k + "=" + format_value(v);
     first = false;
   }

@@ -27,7 +27,10 @@ struct OptionSpec {
   double max = std::numeric_limits<double>::infinity();
   bool min_exclusive = false;
   std::vector<std::string> choices;  // for Choice
-  // Execution details (batch sizes...) that must not change results: left out of cell keys.
+  // Execution details (batch sizes, device, cache directories) that do not change the numbers a cell
+  // computes, only how fast or where: left out of cell keys at their default, so that a file's keys do
+  // not depend on them; a value set away from the default enters the key, so that rows differing only in
+  // it (a timing comparison of batch sizes) stay distinct cells.
   bool execution_only = false;
 
   // Fluent builders used by registrations.
@@ -51,9 +54,11 @@ std::string format_value(const OptionValue& v);  // canonical text: %.17g for re
 class Options {
  public:
   Options() = default;
+  // `execution_defaults`: the execution-only options and their defaults.
   Options(std::string component, std::map<std::string, OptionValue> values,
-          std::set<std::string> execution_only = {})
-      : component_(std::move(component)), values_(std::move(values)), execution_only_(std::move(execution_only)) {}
+          std::map<std::string, OptionValue> execution_defaults = {})
+      : component_(std::move(component)), values_(std::move(values)),
+        execution_defaults_(std::move(execution_defaults)) {}
   const std::string& component() const { return component_; }
   bool get_bool(const std::string& key) const;
   int64_t get_int(const std::string& key) const;
@@ -61,15 +66,15 @@ class Options {
   const std::string& get_string(const std::string& key) const;
   const std::map<std::string, OptionValue>& values() const { return values_; }
   void set(const std::string& key, OptionValue v) { values_[key] = std::move(v); }
-  // Canonical one-line form "name{k=v,...}", sorted keys, execution-only keys left out; the basis of
-  // stable keys.
+  // Canonical one-line form "name{k=v,...}", sorted keys, execution-only keys left out while at their
+  // default; the basis of stable keys.
   std::string canonical() const;
 
  private:
   const OptionValue& at(const std::string& key) const;
   std::string component_;
   std::map<std::string, OptionValue> values_;
-  std::set<std::string> execution_only_;
+  std::map<std::string, OptionValue> execution_defaults_;
 };
 
 // Parses one scalar YAML node against its spec; `context` prefixes the error message.

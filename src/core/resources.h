@@ -3,7 +3,11 @@
 // (VmHWM in /proc/self/status) and resets it to the current resident size when "5" is written to
 // /proc/self/clear_refs (Linux >= 4.0), so resetting at the start of a cell and reading at its end gives
 // the cell's own peak (resident memory of the whole process: the loaded models and libraries included).
-// Header-only: two small functions.
+// The reset starts from the current resident size, which includes heap memory earlier cells freed but
+// malloc kept (psbench raises M_TRIM_THRESHOLD to 256 MiB, allocator.cpp): without giving it back first,
+// a small cell after a large one reports the large one's peak. Header-only: two small functions.
+#include <malloc.h>
+
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -13,6 +17,7 @@ namespace psbench {
 // Resets the high-water mark; false where the kernel does not support it (the peak then covers the
 // process since it started and is not recorded per cell).
 inline bool reset_peak_rss() {
+  malloc_trim(0);  // return freed heap pages to the kernel so they leave the resident size
   std::ofstream f("/proc/self/clear_refs");
   if (!f) return false;
   f << "5";

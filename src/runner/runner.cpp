@@ -35,7 +35,9 @@ std::map<std::string, std::string> provenance(const RunOptions& opts) {
   return {{schema::kPsbenchVersion, PSBENCH_VERSION},
           {schema::kGitRevision, git_revision()},
           {schema::kLibtorchVersion, TORCH_VERSION},
-          {schema::kThreads, std::to_string(opts.threads)},
+          {schema::kThreads, opts.threads > 0 ? std::to_string(opts.threads)
+                                              : "auto (1 below " + std::to_string(kAutoThreadsMinBatch) +
+                                                    " chains per network call, else " + std::to_string(opts.auto_cores) + ")"},
           {schema::kInteropThreads, std::to_string(at::get_num_interop_threads())},
           {schema::kDevice, opts.device},
           {schema::kBuildType, PSBENCH_BUILD_TYPE},
@@ -269,6 +271,11 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     const int64_t k_samples = spec.samples_per_measurement;
     const int64_t n_chains = c.sampler->num_chains(k_samples);
     rec.attributes[schema::kChains] = std::to_string(n_chains);
+    if (opts.threads == 0) {
+      const int threads = threads_for_batch(c.sampler->chains_per_batch(k_samples), opts.auto_cores);
+      at::set_num_threads(threads);
+      rec.attributes[schema::kThreads] = std::to_string(threads);
+    }
     rec.attributes[schema::kPlannedNfe] = std::to_string(c.sampler->planned_nfe(k_samples, *c.prior));
     if (spec.budget_mode == BudgetMode::Set) {
       rec.attributes[schema::kBudgetRule] = c.budget_rule;

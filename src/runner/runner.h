@@ -38,8 +38,16 @@ struct RunProgress {
   bool cell_finished = false;
 };
 
+// --threads auto: intra-op threads for a cell whose network calls take `batch` chains at a time. On the
+// 2-core reference machine two threads make a batch-1 call of the shipped networks 2.7-3.5x slower and
+// batch >= 4 calls 1.5-1.8x faster (docs/PERFORMANCE.md, 2), so one thread below 4 chains per call and
+// every core from 4 on.
+inline constexpr int64_t kAutoThreadsMinBatch = 4;
+inline int threads_for_batch(int64_t batch, int cores) { return batch >= kAutoThreadsMinBatch ? cores : 1; }
+
 struct RunOptions {
-  int threads = 1;
+  int threads = 1;       // intra-op threads; 0: auto, per cell (threads_for_batch with auto_cores)
+  int auto_cores = 1;    // with threads 0: the cores a batch of >= kAutoThreadsMinBatch chains gets
   std::string device = "cpu";
   std::function<void(const std::string&)> log;        // one line per cell; may be empty
   std::function<void(const RunProgress&)> progress;   // after each measurement and cell; may be empty

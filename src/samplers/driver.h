@@ -49,6 +49,10 @@ class KernelSampler : public Sampler {
     kernel_.validate(prior);
   }
   int64_t num_chains(int64_t num_samples) const override { return kernel_.chains(num_samples); }
+  int64_t chains_per_batch(int64_t num_samples) const override {
+    const int64_t n = num_chains(num_samples);
+    return batch_.batch_size > 0 ? std::min(batch_.batch_size, n) : n;
+  }
   int64_t planned_nfe(int64_t num_samples, const Prior& prior) const override {
     return kernel_.planned_nfe(num_samples, prior);
   }

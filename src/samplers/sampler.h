@@ -89,6 +89,9 @@ class Sampler {
   virtual void check(const Prior& prior, const Operator& op) const {}
   // How many independent chains produce `num_samples` samples (validates divisibility).
   virtual int64_t num_chains(int64_t num_samples) const = 0;
+  // How many of those chains go through the network together (the batch of one network call): the
+  // runner's --threads auto chooses intra-op threads from it.
+  virtual int64_t chains_per_batch(int64_t num_samples) const { return num_chains(num_samples); }
   // Planned NFE per measurement for `num_samples` samples (a formula: never a capability check).
   virtual int64_t planned_nfe(int64_t num_samples, const Prior& prior) const = 0;
   virtual SamplerOutput run(const Problem& problem, int64_t num_samples,

@@ -45,7 +45,7 @@ TEST_CASE("Lists are swept and the cartesian product gives the cells", "[experim
   CHECK(ex.cells[0].task.get_real("sigma_y") == 0.1);
 }
 
-TEST_CASE("Cell keys are stable: independent of key order and of execution-only options", "[experiment]") {
+TEST_CASE("Cell keys are stable: independent of key order and of execution-only options at their defaults", "[experiment]") {
   auto a = parse_experiment_text(R"(
 name: a
 seed: 1
@@ -56,13 +56,26 @@ samplers: [{name: noise_langevin, step_size: 0.01, chains: 1}]
   auto b = parse_experiment_text(R"(
 name: b
 seed: 1
-samplers: [{chains: 1, name: noise_langevin, step_size: 1.0e-2, batch_size: 1}]
+samplers: [{chains: 1, name: noise_langevin, step_size: 1.0e-2, batch_size: 0}]
 priors: [{dim: 8, name: gmm}]
 tasks: [{sigma_y: 0.50, d_y: 2, name: gmm_lowrank}]
 )", "b.yaml");
   REQUIRE(a.cells.size() == 1);
   REQUIRE(b.cells.size() == 1);
   CHECK(a.cells[0].key() == b.cells[0].key());
+  // An execution-only option set away from its default enters the key: rows that differ only in it (a
+  // timing comparison of batch sizes) are distinct cells, not one cell silently dropped.
+  auto timed = parse_experiment_text(R"(
+name: b
+seed: 1
+samplers: [{name: noise_langevin, step_size: 0.01, chains: 1}, {name: noise_langevin, step_size: 0.01, chains: 1, batch_size: 1}]
+priors: [{dim: 8, name: gmm}]
+tasks: [{sigma_y: 0.50, d_y: 2, name: gmm_lowrank}]
+)", "timed.yaml");
+  REQUIRE(timed.cells.size() == 2);
+  CHECK(timed.cells[0].key() == a.cells[0].key());
+  CHECK(timed.cells[1].key() != a.cells[0].key());
+  CHECK(timed.cells[1].sampler.canonical().find("batch_size=1") != std::string::npos);
   CHECK(a.cells[0].key() == "" + a.cells[0].key());  // 16 hex digits
   CHECK(a.cells[0].key().size() == 16);
   // Any change to a result-determining option changes the key.

@@ -63,6 +63,20 @@ TEST_CASE("PSNR of identical images is +inf without NaN, SSIM is 1", "[metrics]"
   CHECK(psnr(x, x + 0.2)[0].item<double>() == Approx(20.0).epsilon(1e-12));
 }
 
+TEST_CASE("SSIM of a batch larger than its chunk equals SSIM image by image, against one reference or many", "[metrics]") {
+  auto gen = make_generator(5);
+  auto a = at::rand({150, 1, 16, 16}, gen, at::kDouble) * 2 - 1;
+  auto b = at::rand({150, 1, 16, 16}, gen, at::kDouble) * 2 - 1;
+  const auto many = ssim(a, b), one = ssim(a, b.slice(0, 7, 8));
+  REQUIRE(many.size(0) == 150);
+  REQUIRE(one.size(0) == 150);
+  for (int64_t i : {0, 63, 64, 65, 127, 128, 149}) {
+    CAPTURE(i);
+    CHECK(many[i].item<double>() == Approx(ssim(a.slice(0, i, i + 1), b.slice(0, i, i + 1))[0].item<double>()).epsilon(1e-12));
+    CHECK(one[i].item<double>() == Approx(ssim(a.slice(0, i, i + 1), b.slice(0, 7, 8))[0].item<double>()).epsilon(1e-12));
+  }
+}
+
 TEST_CASE("PSNR and SSIM match skimage.metrics", "[metrics][reference]") {
   auto f = read_fixture("metrics_quality.txt");
   const int n = static_cast<int>(f["count"][0].item<double>());

@@ -260,6 +260,20 @@ def check_timing_csv(path, h5):
               f"timing.csv {r[R.KEY]}: sampling seconds")
         check(int(r["samples_per_measurement"]) == h5[r[R.KEY]]["cfg"]["samples_per_measurement"],
               f"timing.csv {r[R.KEY]}: K")
+        if int(r[S.CHAINS]) < int(r["samples_per_measurement"]):  # chain iterates: batched = one at a time
+            check(close(num(r["one_at_a_time_seconds"]), mean), f"timing.csv {r[R.KEY]}: one-at-a-time seconds")
+
+
+def check_one_at_a_time():
+    """The one-sample-at-a-time cost of the timing figure: K x the K = 1 cell for independent runs only."""
+    import pandas as pd
+    import psbench_figures as F
+    line = pd.DataFrame({"samples_per_measurement": [1, 4, 16], S.CHAINS: ["1", "4", "16"], "mean": [2.0, 5.0, 9.0]})
+    got = F.independent_runs_cost(line)
+    check(got is not None and list(got) == [2.0, 8.0, 32.0], f"one at a time, independent runs: {got}")
+    chain = line.assign(**{S.CHAINS: ["1", "1", "1"]})
+    check(F.independent_runs_cost(chain) is None, "one at a time: a single chain's iterates are not independent runs")
+    check(F.independent_runs_cost(line.iloc[1:]) is None, "one at a time: no K = 1 cell, no estimate")
 
 
 def check_traces_csv(path, h5, m):
@@ -364,6 +378,7 @@ def main():
     check_metric_csv(os.path.join(out, "step_sliced_wasserstein.csv"), lang, df_gmm, "sliced_wasserstein",
                      "option_value")
     check_timing_csv(os.path.join(out, "timing.csv"), h5_gmm)
+    check_one_at_a_time()
     check_traces_csv(os.path.join(out, "traces_m0000.csv"), h5_gmm, 0)
     check_traces_csv(os.path.join(out, "traces_m0001.csv"), h5_gmm, 1)
 

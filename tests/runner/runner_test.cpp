@@ -140,7 +140,9 @@ TEST_CASE("Bad input exits with code 2 and a one-line message naming the key", "
   CHECK(run_cli("report " + dir + "/missing.h5", dir + "/log6") == 2);
   CHECK(run_cli("frobnicate", dir + "/log7") == 2);
   CHECK(run_cli("run experiments/tests/tiny.yaml --threads 0", dir + "/log8") == 2);
-  for (const char* l : {"/log1", "/log2", "/log3", "/log4", "/log5", "/log6", "/log7"}) {
+  CHECK(run_cli("run experiments/tests/tiny.yaml --threads 2x", dir + "/log9") == 2);
+  CHECK(read_text(dir + "/log9").find("--threads must be an integer >= 1 or auto, got '2x'") != std::string::npos);
+  for (const char* l : {"/log1", "/log2", "/log3", "/log4", "/log5", "/log6", "/log7", "/log8", "/log9"}) {
     auto text = read_text(dir + l);
     INFO(l << ": " << text);
     CHECK(std::count(text.begin(), text.end(), '\n') == 1);
@@ -156,21 +158,25 @@ TEST_CASE("Bad input exits with code 2 and a one-line message naming the key", "
 
 namespace {
 // A kernel that holds `megabytes` MiB of touched memory in its state: the cell's peak resident memory
-// must show it.
+// must show it. With chunked: true the memory is 1 MiB tensors, which malloc serves from its heap (below
+// psbench's 32 MiB mmap threshold) and keeps after they are freed.
 struct Allocates {
   struct Options {
     int64_t megabytes = 0;
+    bool chunked = false;
     static const OptionSchema<Options>& schema() {
       static const auto s = [] {
         OptionSchema<Options> s;
         s.integer(&Options::megabytes, "megabytes", 0, "MiB held during the run").at_least(0);
+        s.boolean(&Options::chunked, "chunked", false, "hold it as 1 MiB tensors instead of one block");
         return s;
       }();
       return s;
     }
   };
   struct State {
-    at::Tensor x, ballast;
+    at::Tensor x;
+    std::vector<at::Tensor> ballast;
     void keep_rows(const at::Tensor& rows) { x = keep_defined_rows(x, rows); }
   };
   Options o;
@@ -181,7 +187,11 @@ struct Allocates {
   std::vector<Phase> phases(int64_t, const Prior&) const { return {Phase::of("hold", 1, false, Keep::Last)}; }
   int64_t planned_nfe(int64_t, const Prior&) const { return 0; }
   State init(const StepContext& ctx) const {
-    return {at::zeros({ctx.rng.rows(), 8}, at::kDouble), at::ones({o.megabytes * (1 << 20) / 8}, at::kDouble)};
+    State s{at::zeros({ctx.rng.rows(), 8}, at::kDouble), {}};
+    const int64_t per = o.chunked ? 1 : std::max<int64_t>(o.megabytes, 1);
+    for (int64_t held = 0; held < o.megabytes; held += per)
+      s.ballast.push_back(at::ones({per * (1 << 20) / 8}, at::kDouble));
+    return s;
   }
   State enter(State s, const StepContext&) const { return s; }
   Step<State> step(State s, const StepContext&) const { return {std::move(s), {}}; }
@@ -191,6 +201,40 @@ struct Allocates {
 };
 SamplerRegistrar reg_allocates(kernel_entry<Allocates>("test_allocates", "holds a known amount of memory (runner test)"));
 }  // namespace
+
+TEST_CASE("threads auto gives a cell one thread below 4 chains per network call and every core from 4", "[runner][resources]") {
+  auto ex = parse_experiment_text(R"(
+name: auto_threads
+seed: 1
+measurements: 1
+samples_per_measurement: [2, 8]
+metrics: [mse_to_truth]
+tasks: [{name: gmm_lowrank, d_y: 2, sigma_y: 0.1}]
+priors: [{name: gmm, dim: 8, ode_steps: 4}]
+samplers:
+  - {name: test_allocates, batch_size: [0, 2]}
+)", "inline.yaml");
+  PriorCache priors;
+  validate_experiment(ex, priors);
+  REQUIRE(ex.cells.size() == 4);
+  RunOptions opts;
+  opts.threads = 0;
+  opts.auto_cores = 3;
+  std::map<std::string, std::string> threads;  // "K/batch_size" -> recorded threads
+  for (const auto& spec : ex.cells) {
+    const auto rec = run_cell(spec, priors, opts);
+    REQUIRE(rec.attr(schema::kStatus) == "ok");
+    threads[std::to_string(spec.samples_per_measurement) + "/" + std::to_string(spec.sampler.get_int("batch_size"))] =
+        rec.attr(schema::kThreads);
+  }
+  at::set_num_threads(1);
+  CHECK(threads.at("2/0") == "1");
+  CHECK(threads.at("8/0") == "3");  // 8 chains in one call
+  CHECK(threads.at("2/2") == "1");
+  CHECK(threads.at("8/2") == "1");  // 8 chains, 2 per call
+  CHECK(threads_for_batch(3, 2) == 1);
+  CHECK(threads_for_batch(4, 2) == 2);
+}
 
 TEST_CASE("Each cell records its peak resident memory, scoring time and cell time", "[runner][resources]") {
   auto ex = parse_experiment_text(R"(
@@ -203,10 +247,11 @@ tasks: [{name: gmm_lowrank, d_y: 2, sigma_y: 0.1}]
 priors: [{name: gmm, dim: 8, ode_steps: 4}]
 samplers:
   - {name: test_allocates, megabytes: [0, 400]}
+  - {name: test_allocates, megabytes: 200, chunked: true}
 )", "inline.yaml");
   PriorCache priors;
   validate_experiment(ex, priors);
-  REQUIRE(ex.cells.size() == 2);
+  REQUIRE(ex.cells.size() == 3);
   // The big cell first: without the per-cell reset the small cell would report the big one's peak.
   auto big = run_cell(ex.cells[1], priors, RunOptions{});
   auto small = run_cell(ex.cells[0], priors, RunOptions{});
@@ -222,4 +267,12 @@ samplers:
   CHECK(scoring >= 0);
   CHECK(cell >= scoring + big.arrays.at(schema::kTimeSamplingSeconds)[0].item<double>());
   CHECK(big.attr(schema::kInteropThreads) == std::to_string(at::get_num_interop_threads()));
+  // Heap memory a cell freed but malloc kept must not count towards the next cell's peak.
+  auto chunked = run_cell(ex.cells[2], priors, RunOptions{});
+  auto after = run_cell(ex.cells[0], priors, RunOptions{});
+  const double chunk_diff = static_cast<double>(chunked.arrays.at(schema::kResourcesPeakRssBytes)[0].item<int64_t>() -
+                                                after.arrays.at(schema::kResourcesPeakRssBytes)[0].item<int64_t>());
+  INFO("peak difference, chunked " << chunk_diff / (1 << 20) << " MiB");
+  CHECK(chunk_diff > 0.95 * 200 * (1 << 20));
+  CHECK(chunk_diff < 1.10 * 200 * (1 << 20));
 }

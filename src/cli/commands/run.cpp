@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "cli/command.h"
 #include "cli/options_parse.h"
@@ -93,12 +94,14 @@ int cmd_run(const std::vector<std::string>& args) {
   std::vector<std::string> vars;
   std::string shard;
   CellSelection selection;
-  int threads = 1;
+  std::string threads_arg = "1";
   desc.add_options()("help,h", "show this help")(
       "experiment", po::value(&experiment), "experiment YAML file")(
       "out,o", po::value(&out), "results HDF5 file (default results/<experiment name>.h5); complete cells "
                                 "already in it are skipped, so an interrupted run resumes")(
-      "threads,t", po::value(&threads)->default_value(1), "intra-op threads (recorded with results)")(
+      "threads,t", po::value(&threads_arg)->default_value("1"),
+      "intra-op threads (recorded with results), or auto: per cell, 1 thread when its network calls take fewer "
+      "than 4 chains at a time, else every core (docs/PERFORMANCE.md, 2)")(
       "device", po::value(&device)->default_value("cpu"), "cpu or cuda")(
       "fresh", "delete the results file first instead of resuming")(
       "quiet,q", "no progress and no per-cell lines on stderr (errors and the exit code only)")(
@@ -117,10 +120,18 @@ int cmd_run(const std::vector<std::string>& args) {
   auto vm = parse_command_line(args, desc, &pos);
   if (vm.count("help")) { std::cout << desc << "\n"; return 0; }
   if (experiment.empty()) throw UsageError("run: missing EXPERIMENT.yaml");
-  if (threads < 1) throw UsageError("run: --threads must be >= 1, got " + std::to_string(threads));
+  const bool auto_threads = threads_arg == "auto";
+  int threads = 0;
+  if (!auto_threads) {
+    size_t used = 0;
+    try { threads = std::stoi(threads_arg, &used); } catch (const std::exception&) { used = 0; }
+    if (used != threads_arg.size() || threads < 1)
+      throw UsageError("run: --threads must be an integer >= 1 or auto, got '" + threads_arg + "'");
+  }
   if (device != "cpu" && device != "cuda") throw UsageError("run: --device must be cpu or cuda, got '" + device + "'");
   if (device == "cuda" && !at::hasCUDA()) throw UsageError("run: --device cuda, but this LibTorch build has no CUDA device");
-  at::set_num_threads(threads);
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  at::set_num_threads(auto_threads ? 1 : threads);
   Variables variables;
   for (const auto& v : vars) variables.insert(parse_variable_assignment(v));
   auto ex = load_experiment(experiment, variables);
@@ -131,7 +142,8 @@ int cmd_run(const std::vector<std::string>& args) {
           (selection.num_shards > 1 ? ".shard-" + std::to_string(selection.shard) + "-of-" + std::to_string(selection.num_shards) : "") +
           ".h5";
   RunOptions opts;
-  opts.threads = threads;
+  opts.threads = threads;  // 0: auto
+  opts.auto_cores = cores;
   opts.device = device;
   const bool quiet = vm.count("quiet") > 0;
   const bool terminal = ::isatty(STDERR_FILENO) == 1;
@@ -196,7 +208,7 @@ int cmd_run(const std::vector<std::string>& args) {
   return sum.failed > 0 ? 1 : 0;
 }
 
-CommandRegistrar reg_run({"run", "run EXPERIMENT.yaml [--out FILE] [--threads N] [--fresh] [--dry-run] [--var NAME=VALUE ...] "
+CommandRegistrar reg_run({"run", "run EXPERIMENT.yaml [--out FILE] [--threads N|auto] [--fresh] [--dry-run] [--var NAME=VALUE ...] "
                           "[--only FIELD=VALUE ...] [--shard i/N]",
                           "run (or resume) an experiment; results go to HDF5", cmd_run});
 
