@@ -8,38 +8,59 @@ THREADS ?= auto
 export CCACHE_SLOPPINESS = pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_DIR ?= $(HOME)/.cache/psbench-ccache
 
-# Debian packages psbench needs (see ../shared/reference/TOOLCHAIN.md).
-DEB_PACKAGES = cmake g++ make ccache git libtorch-dev libyaml-cpp-dev libhdf5-dev \
-  libboost-program-options-dev catch2 libbenchmark-dev libstb-dev libopenblas0-pthread \
-  dataset-fashion-mnist python3-h5py python3-numpy python3-scipy python3-pil python3-torch python3-skimage zlib1g-dev \
-  python3-pandas python3-matplotlib python3-yaml
+# Debian packages psbench needs (see ../shared/reference/TOOLCHAIN.md): RUN_PACKAGES build and run psbench
+# (make run installs only these); TEST_PACKAGES add the test and benchmark frameworks and the Python
+# readers, figures and table tools (make deps / make test install both).
+RUN_PACKAGES = cmake g++ make ccache git libtorch-dev libyaml-cpp-dev libhdf5-dev \
+  libboost-program-options-dev libstb-dev libopenblas0-pthread zlib1g-dev dataset-fashion-mnist
+TEST_PACKAGES = catch2 libbenchmark-dev python3-h5py python3-numpy python3-scipy python3-pil python3-torch \
+  python3-skimage python3-pandas python3-matplotlib python3-yaml
+DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
 
-.PHONY: deps build run test bench clean fashion-tables
+.PHONY: deps deps-run configure build build-run run test bench clean fashion-tables
 
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+# Installs what is missing of $(1) (apt-get, as root).
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "make deps: missing Debian packages: $$missing — run 'sudo make deps' (apt-get needs root)"; exit 1; fi; \
 	  echo "make deps: installing $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "make deps: all Debian packages present"; fi
+endef
 
+deps:
+	$(call install_missing,$(DEB_PACKAGES))
+
+deps-run:
+	$(call install_missing,$(RUN_PACKAGES))
+
+# Tests and benchmarks are built when their frameworks are installed (CMake looks for them); make run
+# builds the psbench program alone.
 $(BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
 build: $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: deps build
+build-run: $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target psbench
+
+run: deps-run build-run
 	mkdir -p results
 	$(BUILD_DIR)/psbench run experiments/quick.yaml --out results/quick.h5 --threads $(THREADS) --fresh
 	$(BUILD_DIR)/psbench report results/quick.h5
 
-test: deps build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+# Configures again (cheap when nothing changed) so that a build directory made by make run, before the
+# test frameworks were installed, gains the tests and benchmarks; ctest fails when it finds no test.
+configure:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+test: deps configure build
+	cd $(BUILD_DIR) && ctest --output-on-failure --no-tests=error -j $(JOBS)
 
 # Google Benchmark; JSON (with the machine's context) under results/, named by date and git revision.
-bench: deps build
+bench: deps configure build
 	mkdir -p results
 	out=results/bench-$$(date +%Y%m%d-%H%M%S)-$$(git rev-parse --short HEAD 2>/dev/null || echo norev).json && \
 	  $(BUILD_DIR)/benchmarks/psbench_bench --benchmark_out=$$out --benchmark_out_format=json $(BENCH_ARGS) && \

@@ -460,7 +460,8 @@ def figure_timing(df, cells, out, written):
     if not usable:
         note("no timing figure: no sampler setting was run at more than one samples_per_measurement")
         return
-    sub = "mean over measurements ± standard error; solid: warm-up + sampling, dashed: sampling only"
+    sub = ("mean over measurements ± standard error; solid: warm-up + sampling, dashed: sampling only, "
+           "dotted: one sample at a time")
     if left_out:
         sub += f"; {left_out} cell(s) that did not finish ok left out"
     palette = Palette()

@@ -17,7 +17,7 @@ load() gives one row per (cell, measurement):
   and listed in df.attrs["per_set_metrics"]; a KID-like spread over subsets is "<label>_spread";
   nfe_warmup_forward, nfe_warmup_forward_backward, nfe_chain_forward, nfe_chain_forward_backward,
   warmup_seconds, sampling_seconds, diverged_chains (per measurement);
-  scoring_seconds, cell_seconds, peak_rss_bytes (per cell, repeated).
+  scoring_seconds, cell_seconds, peak_rss_bytes, and on CUDA peak_device_bytes (per cell, repeated).
 Cells that diverged or failed keep their rows, with their status and NaN metric values.
 df.attrs also holds "metrics" (every metric label), "options" (the flattened option columns),
 "directions" ({label: lower_is_better, higher_is_better or the target value}) and "files".

@@ -7,6 +7,10 @@
 // malloc kept (psbench raises M_TRIM_THRESHOLD to 256 MiB, allocator.cpp): without giving it back first,
 // a small cell after a large one reports the large one's peak. Header-only: two small functions.
 #include <malloc.h>
+#ifdef PSBENCH_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
 
 #include <cstdint>
 #include <fstream>
@@ -24,6 +28,28 @@ inline bool reset_peak_rss() {
   f.flush();
   return static_cast<bool>(f);
 }
+
+// Peak device memory per cell on CUDA: LibTorch's caching allocator keeps per-device statistics of the
+// bytes it hands out; the cell resets their peak at its start and reads it at its end. Compiled only
+// against a CUDA LibTorch (PSBENCH_WITH_CUDA, set by CMake when Torch has the c10_cuda target); elsewhere
+// there is no device memory to report and the functions say so.
+#ifdef PSBENCH_WITH_CUDA
+inline void reset_peak_device_memory() {
+  for (int d = 0; d < static_cast<int>(c10::cuda::device_count()); ++d)
+    c10::cuda::CUDACachingAllocator::resetPeakStats(d);
+}
+// Sum over devices of the peak allocated bytes since the reset.
+inline int64_t peak_device_memory_bytes() {
+  namespace alloc = c10::cuda::CUDACachingAllocator;
+  int64_t total = 0;
+  for (int d = 0; d < static_cast<int>(c10::cuda::device_count()); ++d)
+    total += alloc::getDeviceStats(d).allocated_bytes[static_cast<size_t>(alloc::StatType::AGGREGATE)].peak;
+  return total;
+}
+#else
+inline void reset_peak_device_memory() {}
+inline int64_t peak_device_memory_bytes() { return -1; }
+#endif
 
 // VmHWM in bytes, or -1 where /proc/self/status has none.
 inline int64_t peak_rss_bytes() {

@@ -74,12 +74,13 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
     if (k == "sampler.name" || (distinct[k].size() > 1 && k != "experiment")) columns.push_back(k);
   // Cells missing a key (other component) show "—"; name columns always come first within a section.
   std::set<std::string> metric_names;
-  bool any_status = false, any_diverged_chain = false;
+  bool any_status = false, any_diverged_chain = false, any_device = false;
   for (const auto& c : cells) {
     for (const auto& [k, t] : c.arrays)
       if (starts_with(k, sc::kMetricsGroup)) metric_names.insert(k.substr(std::strlen(sc::kMetricsGroup)));
     if (sc::parse_status(c.attr(sc::kStatus)) != sc::CellStatus::Ok) any_status = true;
     if (auto d = find(c, sc::kChainsDiverged); d && d->sum().item<int64_t>() > 0) any_diverged_chain = true;
+    if (find(c, sc::kResourcesPeakDeviceBytes)) any_device = true;
   }
   std::map<std::string, std::string> arrows;
   for (const auto& c : cells)
@@ -96,6 +97,7 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
   for (const auto& m : metric_names) { header += " " + m + arrows[m] + " |"; rule += "---|"; }
   header += " NFE warm-up | NFE chain | warm-up s | sampling s | scoring s | peak RSS MiB |";
   rule += "---|---|---|---|---|---|";
+  if (any_device) { header += " peak device MiB |"; rule += "---|"; }
   if (any_diverged_chain) { header += " diverged chains |"; rule += "---|"; }
   if (any_status) { header += " status |"; rule += "---|"; }
   std::string out = header + "\n" + rule + "\n";
@@ -138,6 +140,10 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
     const auto* rss = find(c, sc::kResourcesPeakRssBytes);
     row += " " + (sc_t ? fmt(sc_t->item<double>(), "%.3g") : "—") + " |";
     row += " " + (rss ? fmt(rss->to(at::kDouble).item<double>() / (1 << 20), "%.0f") : "—") + " |";
+    if (any_device) {
+      const auto* dev = find(c, sc::kResourcesPeakDeviceBytes);
+      row += " " + (dev ? fmt(dev->to(at::kDouble).item<double>() / (1 << 20), "%.0f") : "—") + " |";
+    }
     if (any_diverged_chain) {
       const auto* d = find(c, sc::kChainsDiverged);
       row += " " + (d ? std::to_string(d->sum().item<int64_t>()) + "/" +
@@ -158,7 +164,8 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
          "`@best_of_k` picks the best sample against x*). Per-set metrics (Fréchet distance, KID) have one value "
          "per cell; sd = standard deviation over KID subsets. →v: target value v. Times: warm-up and sampling "
          "per measurement (mean), scoring per cell; peak RSS: the process's peak resident memory during the cell "
-         "(models and libraries included).\n";
+         "(models and libraries included); peak device (CUDA runs): the most bytes LibTorch's CUDA allocator had handed "
+         "out during the cell, summed over devices.\n";
   if (metric_names.count("ess_bulk") || metric_names.count("ess_tail") || metric_names.count("rhat") ||
       metric_names.count("iat"))
     out += "MCMC diagnostics (ess_bulk, ess_tail, rhat, iat): per measurement the worst over the likelihood potential "

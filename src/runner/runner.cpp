@@ -256,6 +256,8 @@ std::vector<CellPlan> validate_experiment(const Experiment& ex, PriorCache& prio
 CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& opts,
                     const std::function<void(int64_t, int64_t, bool)>& after_measurement, ResultStore* progress_store) {
   const bool peak_per_cell = reset_peak_rss();
+  const bool on_device = opts.device == "cuda";
+  if (on_device) reset_peak_device_memory();
   Stopwatch cell_clock;
   double scoring_seconds = 0;
   CellRecord rec;
@@ -364,6 +366,8 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
   rec.arrays[schema::kResourcesScoringSeconds] = as_tensor(std::vector<double>{scoring_seconds});
   rec.arrays[schema::kResourcesCellSeconds] = as_tensor(std::vector<double>{cell_clock.seconds()});
   if (peak_per_cell) rec.arrays[schema::kResourcesPeakRssBytes] = as_tensor(std::vector<int64_t>{peak_rss_bytes()});
+  if (on_device && peak_device_memory_bytes() >= 0)
+    rec.arrays[schema::kResourcesPeakDeviceBytes] = as_tensor(std::vector<int64_t>{peak_device_memory_bytes()});
   return rec;
 }
 

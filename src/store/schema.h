@@ -58,6 +58,9 @@ inline constexpr char kResourcesGroup[] = "resources/";
 inline constexpr char kResourcesScoringSeconds[] = "resources/scoring_seconds";
 inline constexpr char kResourcesCellSeconds[] = "resources/cell_seconds";
 inline constexpr char kResourcesPeakRssBytes[] = "resources/peak_rss_bytes";
+// On --device cuda: the peak of bytes allocated by LibTorch's CUDA caching allocator during the cell, summed
+// over devices (the allocator's cache on top of it is not counted).
+inline constexpr char kResourcesPeakDeviceBytes[] = "resources/peak_device_bytes";
 // Diverged chains per measurement [M].
 inline constexpr char kChainsDiverged[] = "chains/diverged";
 // trace/<name>/mNNNN [steps]; samples/mNNNN [K, ...] (store_samples: true).
