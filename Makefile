@@ -37,8 +37,9 @@ deps-run:
 
 # Tests and benchmarks are built when their frameworks are installed (CMake looks for them); make run
 # builds the psbench program alone.
+CONFIGURE = cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 $(BUILD_DIR)/CMakeCache.txt:
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	$(CONFIGURE)
 
 build: $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -54,7 +55,7 @@ run: deps-run build-run
 # Configures again (cheap when nothing changed) so that a build directory made by make run, before the
 # test frameworks were installed, gains the tests and benchmarks; ctest fails when it finds no test.
 configure:
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	$(CONFIGURE)
 
 test: deps configure build
 	cd $(BUILD_DIR) && ctest --output-on-failure --no-tests=error -j $(JOBS)

@@ -366,8 +366,8 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
   rec.arrays[schema::kResourcesScoringSeconds] = as_tensor(std::vector<double>{scoring_seconds});
   rec.arrays[schema::kResourcesCellSeconds] = as_tensor(std::vector<double>{cell_clock.seconds()});
   if (peak_per_cell) rec.arrays[schema::kResourcesPeakRssBytes] = as_tensor(std::vector<int64_t>{peak_rss_bytes()});
-  if (on_device && peak_device_memory_bytes() >= 0)
-    rec.arrays[schema::kResourcesPeakDeviceBytes] = as_tensor(std::vector<int64_t>{peak_device_memory_bytes()});
+  if (const int64_t device_peak = on_device ? peak_device_memory_bytes() : -1; device_peak >= 0)
+    rec.arrays[schema::kResourcesPeakDeviceBytes] = as_tensor(std::vector<int64_t>{device_peak});
   return rec;
 }
 

@@ -71,7 +71,7 @@ class KernelSampler : public Sampler {
     check(problem.prior(), problem.op());
     const int64_t n_chains = kernel_.chains(num_samples);
     const auto phases = kernel_.phases(num_samples / n_chains, problem.prior());
-    const int64_t batch = batch_.batch_size > 0 ? batch_.batch_size : n_chains;
+    const int64_t batch = chains_per_batch(num_samples);
     const auto dtype = problem.prior().dtype();
 
     std::vector<at::Generator> gens;
