@@ -15,6 +15,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "bench_util.h"
+#include "core/threads.h"
 #include "samplers/sampler.h"
 
 using namespace psbench;
@@ -34,10 +35,11 @@ const bench::NeuralOrGmm* cm_or_skip(benchmark::State& state) {
   }
 }
 
-// Intra-op threads for one benchmark, restored to one afterwards (psbench runs use --threads).
+// Intra-op threads (LibTorch's; OpenBLAS on one thread, core/threads.h) for one benchmark, restored to one afterwards
+// (psbench runs use --threads).
 struct Threads {
-  explicit Threads(int64_t n) { at::set_num_threads(static_cast<int>(n)); }
-  ~Threads() { at::set_num_threads(1); }
+  explicit Threads(int64_t n) { set_compute_threads(static_cast<int>(n)); }
+  ~Threads() { set_compute_threads(1); }
 };
 
 // Runs `call` once untimed, then timed; one batched network call (or step) per iteration.
@@ -136,6 +138,7 @@ void BM_DpsRun(benchmark::State& state) {
 const std::vector<int64_t> kOverheadBatches = {1, 2, 4, 8, 16, 32, 64};
 
 const bool overhead_registered = [] {
+  benchmark::AddCustomContext("blas", blas_settings());
   for (auto* bm : {benchmark::RegisterBenchmark("BM_PhiForwardBackward", BM_PhiForwardBackward),
                    benchmark::RegisterBenchmark("BM_NoiseLangevinKernelStep", BM_NoiseLangevinKernelStep),
                    benchmark::RegisterBenchmark("BM_DenoiserForwardBackward", BM_DenoiserForwardBackward),

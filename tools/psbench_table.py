@@ -620,7 +620,7 @@ def summary_sections(df, file_attrs, cell_attrs):
     prov.append(f"psbench {distinct(S.PSBENCH_VERSION)}; git revision {distinct(S.GIT_REVISION)}; "
                 f"LibTorch {distinct(S.LIBTORCH_VERSION)}; build type {distinct(S.BUILD_TYPE)}")
     prov.append(f"device {distinct(S.DEVICE)}; threads {distinct(S.THREADS)} (inter-op {distinct(S.INTEROP_THREADS)}); "
-                f"malloc {distinct(S.MALLOC)}")
+                f"malloc {distinct(S.MALLOC)}; BLAS {distinct(S.BLAS)}")
     models = {}
     for a in used.values():
         for name, v in a.items():

@@ -4,6 +4,7 @@
 
 #include "core/errors.h"
 #include "core/sha256.h"
+#include "core/threads.h"
 #include "nn/edm.h"
 #include "nn/karras.h"
 
@@ -17,7 +18,7 @@ void train_consistency(const TrainSettings& s, const ConsistencyTraining& config
   const double target_ema = config.target_ema;
   const bool l2 = config.distance == ConsistencyDistance::L2;
   torch::manual_seed(static_cast<uint64_t>(s.seed));
-  at::set_num_threads(static_cast<int>(s.threads));
+  set_compute_threads(static_cast<int>(s.threads));
   auto teacher_file = load_model(teacher_path);
   auto teacher = teacher_file.model;
   if (teacher->precond().kind != Parameterization::Denoiser)

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "core/threads.h"
 #include "nn/edm.h"
 
 namespace psbench::nn {
@@ -10,7 +11,7 @@ void train_denoiser(const TrainSettings& s, const DenoiserTraining& config) {
   const UNetConfig& unet = config.unet;
   const double p_mean = config.p_mean, p_std = config.p_std, sigma_data = config.sigma_data;
   torch::manual_seed(static_cast<uint64_t>(s.seed));
-  at::set_num_threads(static_cast<int>(s.threads));
+  set_compute_threads(static_cast<int>(s.threads));
   PrecondConfig pc;
   pc.sigma_data = sigma_data;
   Preconditioned model(unet, pc), ema(unet, pc);

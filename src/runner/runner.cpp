@@ -11,6 +11,7 @@
 #include "core/errors.h"
 #include "core/resources.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "data/dataset.h"
 #include "metrics/aggregate.h"
 #include "metrics/metric.h"
@@ -41,7 +42,8 @@ std::map<std::string, std::string> provenance(const RunOptions& opts) {
           {schema::kInteropThreads, std::to_string(at::get_num_interop_threads())},
           {schema::kDevice, opts.device},
           {schema::kBuildType, PSBENCH_BUILD_TYPE},
-          {schema::kMalloc, malloc_settings()}};
+          {schema::kMalloc, malloc_settings()},
+          {schema::kBlas, blas_settings()}};
 }
 
 namespace {
@@ -275,7 +277,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     rec.attributes[schema::kChains] = std::to_string(n_chains);
     if (opts.threads == 0) {
       const int threads = threads_for_batch(c.sampler->chains_per_batch(k_samples), opts.auto_cores);
-      at::set_num_threads(threads);
+      set_compute_threads(threads);
       rec.attributes[schema::kThreads] = std::to_string(threads);
     }
     rec.attributes[schema::kPlannedNfe] = std::to_string(c.sampler->planned_nfe(k_samples, *c.prior));

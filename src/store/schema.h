@@ -90,6 +90,7 @@ inline constexpr char kInteropThreads[] = "interop_threads";
 inline constexpr char kDevice[] = "device";
 inline constexpr char kBuildType[] = "build_type";
 inline constexpr char kMalloc[] = "malloc";
+inline constexpr char kBlas[] = "blas";
 // Attribute name prefixes, followed by a name: prior:<key>, metric:<label> (direction),
 // metric_level:<label>, metric_<key>:<label> (a metric's provenance, e.g. metric_network:<label>),
 // warning:<label>.

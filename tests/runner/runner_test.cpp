@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/threads.h"
 #include "runner/runner.h"
 #include "samplers/driver.h"
 #include "store/result_store.h"
@@ -227,7 +228,7 @@ samplers:
     threads[std::to_string(spec.samples_per_measurement) + "/" + std::to_string(spec.sampler.get_int("batch_size"))] =
         rec.attr(schema::kThreads);
   }
-  at::set_num_threads(1);
+  set_compute_threads(1);
   CHECK(threads.at("2/0") == "1");
   CHECK(threads.at("8/0") == "3");  // 8 chains in one call
   CHECK(threads.at("2/2") == "1");

@@ -40,7 +40,8 @@ TEST_CASE("a run writes only names of the results schema", "[schema][runner][cli
                                          sc::kMetricsSkipped,  sc::kPsbenchVersion, sc::kGitRevision,
                                          sc::kLibtorchVersion, sc::kThreads,     sc::kDevice,
                                          sc::kBuildType,       sc::kMalloc,      sc::kInteropThreads,
-                                         sc::kPlannedNfe,      sc::kBudgetRule,  sc::kBudgetSampler};
+                                         sc::kPlannedNfe,      sc::kBudgetRule,  sc::kBudgetSampler,
+                                         sc::kBlas};
   const std::vector<const char*> attribute_prefixes{sc::kPriorPrefix, sc::kMetricDirectionPrefix,
                                                     sc::kMetricLevelPrefix, sc::kMetricProvenancePrefix,
                                                     sc::kWarningPrefix};

@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/options_parse.h"
 #include "core/errors.h"
+#include "core/threads.h"
 #include "runner/experiment.h"
 #include "runner/report.h"
 #include "runner/runner.h"
@@ -39,7 +40,7 @@ int cmd_evaluate(const std::vector<std::string>& args) {
   if (threads < 1) throw UsageError("evaluate: --threads must be >= 1");
   if (!metrics_text.empty() && !metrics_file.empty()) throw UsageError("evaluate: give --metrics or --metrics-file, not both");
   if (!std::filesystem::exists(file)) throw ConfigError(file + ": no such results file");
-  at::set_num_threads(threads);
+  set_compute_threads(threads);
   std::vector<Options> metrics;
   const std::vector<Options>* chosen = nullptr;
   if (!metrics_file.empty()) {

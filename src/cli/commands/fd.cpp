@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "cli/options_parse.h"
 #include "core/errors.h"
+#include "core/threads.h"
 #include "data/fashion_mnist.h"
 #include "metrics/features.h"
 #include "metrics/fmnist_cnn.h"
@@ -71,7 +72,7 @@ int cmd_fd(const std::vector<std::string>& args) {
   if (images.empty()) throw UsageError("fd: missing --images");
   if (subsets < 1 || subset_size < 2 || seed < 0 || threads < 1)
     throw UsageError("fd: --subsets >= 1, --subset-size >= 2, --seed >= 0 and --threads >= 1 are required");
-  at::set_num_threads(threads);
+  set_compute_threads(threads);
   FeatureNetworkSpec spec;
   spec.path = network_path;
   auto net = load_feature_network(spec);

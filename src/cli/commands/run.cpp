@@ -14,6 +14,7 @@
 #include "cli/command.h"
 #include "cli/options_parse.h"
 #include "core/errors.h"
+#include "core/threads.h"
 #include "runner/experiment.h"
 #include "runner/runner.h"
 #include "runner/selection.h"
@@ -131,7 +132,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (device != "cpu" && device != "cuda") throw UsageError("run: --device must be cpu or cuda, got '" + device + "'");
   if (device == "cuda" && !at::hasCUDA()) throw UsageError("run: --device cuda, but this LibTorch build has no CUDA device");
   const int cores = std::max(1u, std::thread::hardware_concurrency());
-  at::set_num_threads(auto_threads ? 1 : threads);
+  set_compute_threads(auto_threads ? 1 : threads);
   Variables variables;
   for (const auto& v : vars) variables.insert(parse_variable_assignment(v));
   auto ex = load_experiment(experiment, variables);

@@ -16,6 +16,7 @@
 #include "core/errors.h"
 #include "core/rng.h"
 #include "core/sha256.h"
+#include "core/threads.h"
 #include "data/fashion_mnist.h"
 #include "nn/classifier.h"
 
@@ -77,7 +78,7 @@ int train_classifier(const std::vector<std::string>& args) {
     throw UsageError("train classifier: --epochs, --batch-size, --threads and --log-every must be >= 1, --seed >= 0");
   if (!(lr > 0)) throw UsageError("train classifier: --lr must be > 0");
   if (manifest.empty()) manifest = (std::filesystem::path(out).parent_path() / "manifest.yaml").string();
-  at::set_num_threads(static_cast<int>(threads));
+  set_compute_threads(static_cast<int>(threads));
 
   auto train = load_fashion_mnist(root, "train");
   auto test = load_fashion_mnist(root, "test");
