@@ -9,10 +9,18 @@
 //   BM_DenoiserForwardBackward/B/T   raw: x [B] -> D(x, sigma = 1) -> d/dx sum D^2
 //   BM_DpsKernelStep/B/T             one DPS-DM step of B runs
 //   BM_DpsRun/B                      Sampler::run of B DPS-DM runs of 100 steps, per batched step
+//   BM_PairedNoiseLangevin/B, BM_PairedDps/B   the same three at one thread, alternating inside every
+//                                    iteration (n raw calls, n kernel steps, one run of n steps; n = 16
+//                                    chain steps, 20 DPS steps), at least 4 s per repetition, so that
+//                                    the machine's drift (up to +-30% between benchmarks minutes apart here)
+//                                    cancels in their ratios: counters kernel_ratio and run_ratio
 // items/s counts batched steps (one network call each), so the ratio of two rows at the same B and T is
 // the ratio of their times per call; tools/bench_ratios.py prints those ratios from the JSON of one run.
 // Counters: minflt = minor page faults per iteration (the allocator's share, docs/PERFORMANCE.md).
 #include <torch/csrc/autograd/autograd.h>
+
+#include <chrono>
+#include <functional>
 
 #include "bench_util.h"
 #include "core/threads.h"
@@ -24,6 +32,7 @@ namespace {
 
 constexpr int64_t kRunSamplesPerChain = 16;
 constexpr int64_t kDpsRunSteps = 100;
+constexpr int64_t kPairedDpsSteps = 20;  // paired: 3 x 20 calls per iteration, so that iterations repeat
 
 // The "cm" set-up, or the benchmark skipped with the reason (no model file).
 const bench::NeuralOrGmm* cm_or_skip(benchmark::State& state) {
@@ -52,40 +61,52 @@ void timed_calls(benchmark::State& state, F&& call, int64_t calls_per_iteration 
   bench::report_faults(state, faults);
 }
 
-void BM_PhiForwardBackward(benchmark::State& state) {
-  const auto* b = cm_or_skip(state);
-  if (!b) return;
-  Threads threads(state.range(1));
-  const auto& phi = *b->prior->generator();
+// One raw forward+backward of Phi on a batch of `batch` latents: z -> Phi(z) -> d/dz sum Phi(z)^2.
+std::function<void()> phi_call(const bench::NeuralOrGmm& b, int64_t batch) {
+  const auto& phi = *b.prior->generator();
   Shape shape = phi.latent_shape();
-  shape.insert(shape.begin(), state.range(0));
+  shape.insert(shape.begin(), batch);
   auto gen = make_generator(2);
   auto z = at::randn(shape, gen);
-  timed_calls(state, [&] {
+  return [&phi, z] {
     at::AutoGradMode grad_mode(true);
     auto leaf = z.detach().requires_grad_(true);
     auto g = torch::autograd::grad({phi.generate(leaf).pow(2).sum()}, {leaf})[0];
     benchmark::DoNotOptimize(g.data_ptr());
-  });
+  };
+}
+
+// One raw forward+backward of the denoiser at sigma = 1 on a batch of `batch` images; empty if none.
+std::function<void()> denoiser_call(const bench::NeuralOrGmm& b, int64_t batch) {
+  const auto* den = b.prior->denoiser();
+  if (!den) return {};
+  Shape shape = b.prior->data_shape();
+  shape.insert(shape.begin(), batch);
+  auto gen = make_generator(3);
+  auto x = at::randn(shape, gen);
+  auto sigma = at::ones({batch});
+  return [den, x, sigma] {
+    at::AutoGradMode grad_mode(true);
+    auto leaf = x.detach().requires_grad_(true);
+    auto g = torch::autograd::grad({den->denoise(leaf, sigma).pow(2).sum()}, {leaf})[0];
+    benchmark::DoNotOptimize(g.data_ptr());
+  };
+}
+
+void BM_PhiForwardBackward(benchmark::State& state) {
+  const auto* b = cm_or_skip(state);
+  if (!b) return;
+  Threads threads(state.range(1));
+  timed_calls(state, phi_call(*b, state.range(0)));
 }
 
 void BM_DenoiserForwardBackward(benchmark::State& state) {
   const auto* b = cm_or_skip(state);
   if (!b) return;
   Threads threads(state.range(1));
-  const auto* den = b->prior->denoiser();
-  if (!den) return state.SkipWithError("the consistency prior has no denoiser");
-  Shape shape = b->prior->data_shape();
-  shape.insert(shape.begin(), state.range(0));
-  auto gen = make_generator(3);
-  auto x = at::randn(shape, gen);
-  auto sigma = at::ones({state.range(0)});
-  timed_calls(state, [&] {
-    at::AutoGradMode grad_mode(true);
-    auto leaf = x.detach().requires_grad_(true);
-    auto g = torch::autograd::grad({den->denoise(leaf, sigma).pow(2).sum()}, {leaf})[0];
-    benchmark::DoNotOptimize(g.data_ptr());
-  });
+  auto call = denoiser_call(*b, state.range(0));
+  if (!call) return state.SkipWithError("the consistency prior has no denoiser");
+  timed_calls(state, call);
 }
 
 void kernel_steps(benchmark::State& state, const std::string& sampler, std::map<std::string, OptionValue> options) {
@@ -135,6 +156,66 @@ void BM_DpsRun(benchmark::State& state) {
   whole_runs(state, "dps", {{"steps", kDpsRunSteps}}, 1, kDpsRunSteps);
 }
 
+// Raw calls, kernel steps and whole runs of `steps` steps alternating in every iteration, one thread:
+// counters raw_ms, kernel_ms and run_ms per batched call, kernel_ratio and run_ratio (to raw), over all
+// iterations. The run makes `steps` network calls plus its first evaluation (noise-space Langevin: one
+// forward+backward before the chain, and its last step is a forward pass only).
+void paired(benchmark::State& state, const std::function<void()>& raw, const std::string& sampler,
+            const std::map<std::string, OptionValue>& options, int64_t samples_per_chain, int64_t steps) {
+  const auto* b = cm_or_skip(state);
+  if (!b) return;
+  Threads threads(1);
+  const int64_t chains = state.range(0);
+  Problem problem(*b->prior, *b->model.op, b->model.noise, b->y);
+  auto s = make_sampler(sampler, options);
+  auto kernel = s->single_steps(problem, chains, 5);
+  if (!kernel) return state.SkipWithError("not a step kernel");
+  auto run = [&] {
+    auto out = s->run(problem, chains * samples_per_chain, bench::chain_seeds(chains, 11));
+    benchmark::DoNotOptimize(out.samples.data_ptr());
+  };
+  raw();
+  kernel->step();
+  run();
+  using Clock = std::chrono::steady_clock;
+  double raw_s = 0, kernel_s = 0, run_s = 0;
+  auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < steps; ++i) raw();
+    const auto t1 = Clock::now();
+    for (int64_t i = 0; i < steps; ++i) kernel->step();
+    const auto t2 = Clock::now();
+    run();
+    const auto t3 = Clock::now();
+    raw_s += seconds(t0, t1);
+    kernel_s += seconds(t1, t2);
+    run_s += seconds(t2, t3);
+  }
+  const double calls = static_cast<double>(state.iterations() * steps);
+  state.counters["raw_ms"] = 1000 * raw_s / calls;
+  state.counters["kernel_ms"] = 1000 * kernel_s / calls;
+  state.counters["run_ms"] = 1000 * run_s / calls;
+  state.counters["kernel_ratio"] = kernel_s / raw_s;
+  state.counters["run_ratio"] = run_s / raw_s;
+}
+
+void BM_PairedNoiseLangevin(benchmark::State& state) {
+  const auto* b = cm_or_skip(state);
+  if (!b) return;
+  paired(state, phi_call(*b, state.range(0)), "noise_langevin",
+         {{"chains", state.range(0)}, {"warm_start_steps", int64_t{0}}, {"step_size", 1e-5}}, kRunSamplesPerChain,
+         kRunSamplesPerChain);
+}
+
+void BM_PairedDps(benchmark::State& state) {
+  const auto* b = cm_or_skip(state);
+  if (!b) return;
+  auto call = denoiser_call(*b, state.range(0));
+  if (!call) return state.SkipWithError("the consistency prior has no denoiser");
+  paired(state, call, "dps", {{"steps", kPairedDpsSteps}}, 1, kPairedDpsSteps);
+}
+
 const std::vector<int64_t> kOverheadBatches = {1, 2, 4, 8, 16, 32, 64};
 
 const bool overhead_registered = [] {
@@ -147,6 +228,9 @@ const bool overhead_registered = [] {
   for (auto* bm : {benchmark::RegisterBenchmark("BM_NoiseLangevinRun", BM_NoiseLangevinRun),
                    benchmark::RegisterBenchmark("BM_DpsRun", BM_DpsRun)})
     bm->ArgsProduct({kOverheadBatches})->ArgNames({"batch"})->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (auto* bm : {benchmark::RegisterBenchmark("BM_PairedNoiseLangevin", BM_PairedNoiseLangevin),
+                   benchmark::RegisterBenchmark("BM_PairedDps", BM_PairedDps)})
+    bm->ArgsProduct({{1, 4, 16}})->ArgNames({"batch"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(4);
   return true;
 }();
 
