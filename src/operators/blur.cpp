@@ -3,6 +3,10 @@
 #include "operators/blur.h"
 
 #include <cmath>
+#include <stdexcept>
+
+#include "core/rng.h"
+#include "operators/svd.h"
 
 namespace psbench {
 
@@ -130,6 +134,64 @@ at::Tensor ConvolutionBlur::kernel_spectrum(int64_t ph, int64_t pw, const at::Te
 }
 
 at::Tensor ConvolutionBlur::pseudo_inverse(const at::Tensor& y) const { return tikhonov_solve(*this, y, lambda_); }
+
+namespace {
+
+// Q_R (x) Q_C on every channel of [C, H, W], then a permutation of the coefficients: spectral coordinate
+// i is coefficient perm[i] of the flattened [C, H, W] array Q_R^T X Q_C.
+class KroneckerOrthogonal : public Orthogonal {
+ public:
+  KroneckerOrthogonal(const Shape& in, at::Tensor qr, at::Tensor qc, std::shared_ptr<const Orthogonal> perm)
+      : in_(in), qr_(std::move(qr)), qc_(std::move(qc)), perm_(std::move(perm)) {}
+  int64_t dim() const override { return numel(in_); }
+  at::Tensor apply_transpose(const at::Tensor& v) const override {
+    auto x = v.reshape({v.size(0), in_[0], in_[1], in_[2]});
+    auto coef = qr_.t().to(v.scalar_type()).matmul(x).matmul(qc_.to(v.scalar_type()));
+    return perm_->apply_transpose(coef.reshape({v.size(0), -1}));
+  }
+  at::Tensor apply(const at::Tensor& c) const override {
+    auto coef = perm_->apply(c).reshape({c.size(0), in_[0], in_[1], in_[2]});
+    return qr_.to(c.scalar_type()).matmul(coef).matmul(qc_.t().to(c.scalar_type())).reshape({c.size(0), -1});
+  }
+
+ private:
+  Shape in_;
+  at::Tensor qr_, qc_;
+  std::shared_ptr<const Orthogonal> perm_;
+};
+
+}  // namespace
+
+bool ConvolutionBlur::has_svd() const { return rows_.defined() || Operator::has_svd(); }
+
+std::shared_ptr<const SvdView> ConvolutionBlur::svd() const {
+  if (!rows_.defined()) return Operator::svd();
+  // The 1-D operators from the 2-D one: the padding maps indices and the 1-D kernels sum to one, so
+  // A(e_i 1^T) = R e_i (C 1)^T = R e_i 1^T and A(1 e_j^T) = 1 (C e_j)^T.
+  const int64_t h = in_[1], w = in_[2];
+  auto opts = at::TensorOptions().dtype(at::kDouble);
+  auto col_probe = at::eye(h, opts).unsqueeze(-1).expand({h, h, w}).unsqueeze(1).expand({h, in_[0], h, w});
+  auto row_probe = at::eye(w, opts).unsqueeze(1).expand({w, h, w}).unsqueeze(1).expand({w, in_[0], h, w});
+  auto r = forward(col_probe.contiguous()).select(1, 0).select(-1, 0).t().contiguous();  // [H, H]: column i = R e_i
+  auto c = forward(row_probe.contiguous()).select(1, 0).select(1, 0).t().contiguous();   // [W, W]: column j = C e_j
+  // The premise (kernels summing to one, an index-mapping pad) checked on a random image.
+  auto gen = make_generator(7);
+  auto x = at::randn({1, in_[0], h, w}, gen, opts);
+  auto err = (r.matmul(x).matmul(c.t()) - forward(x)).abs().max().item<double>();
+  if (!(err <= 1e-9 * (1.0 + x.abs().max().item<double>())))
+    throw std::logic_error("operator '" + name_ + "': not separable as R X C^T (max error " + std::to_string(err) + ")");
+  auto [ur, sr, vhr] = at::linalg_svd(r);
+  auto [uc, sc, vhc] = at::linalg_svd(c);
+  auto s = at::outer(sr, sc).unsqueeze(0).expand({in_[0], h, w}).flatten();
+  auto order = std::get<1>(at::sort(s, /*stable=*/true, /*dim=*/0, /*descending=*/true));
+  auto sorted = s.index_select(0, order);
+  const double largest = sorted[0].item<double>();
+  const int64_t rank = largest > 0 ? (sorted > kSvdRankTolerance * largest).sum().item<int64_t>() : 0;
+  auto perm = permutation_orthogonal(order);
+  return std::make_shared<SvdView>(in_, in_, sorted.narrow(0, 0, rank),
+                                   std::make_shared<KroneckerOrthogonal>(in_, ur, uc, perm),
+                                   std::make_shared<KroneckerOrthogonal>(in_, vhr.t().contiguous(), vhc.t().contiguous(), perm));
+}
 
 namespace {
 

@@ -37,6 +37,11 @@ class ConvolutionBlur : public LinearImageOperator {
   bool has_pseudo_inverse() const override { return true; }
   at::Tensor pseudo_inverse(const at::Tensor& y) const override;
   const at::Tensor& kernel() const { return kernel_; }  // float64 [kh, kw]
+  // Separable kernels: A = R X C^T per channel with R [H, H], C [W, W] the 1-D padded correlations, so
+  // U = U_R (x) U_C, V = V_R (x) V_C and s = s_R s_C from two 1-D SVDs (the boundary extension, reflect or
+  // symmetric, is inside R and C). Other kernels: the dense SVD up to kMaxSvdSize pixels.
+  bool has_svd() const override;
+  std::shared_ptr<const SvdView> svd() const override;
   double tikhonov_lambda() const { return lambda_; }
 
  private:

@@ -1,6 +1,8 @@
 // Inpainting tasks `inpaint_random` and `inpaint_box` (ALGORITHMS.md §8; docs/tasks.md).
 #include "operators/inpainting.h"
 
+#include "operators/svd.h"
+
 #include <cmath>
 
 namespace psbench {
@@ -9,6 +11,13 @@ MaskOperator::MaskOperator(std::string name, const Shape& x_shape, at::Tensor ma
     : name_(std::move(name)), in_(x_shape), mask_(mask.to(at::kDouble).contiguous()) {}
 
 at::Tensor MaskOperator::forward(const at::Tensor& x) const { return x * mask_.to(x.device(), x.scalar_type()); }
+
+std::shared_ptr<const SvdView> MaskOperator::svd() const {
+  auto observed = mask_.expand({in_[0], in_[1], in_[2]}).flatten() > 0.5;
+  auto perm = at::cat({at::nonzero(observed).flatten(), at::nonzero(observed.logical_not()).flatten()});
+  auto p = permutation_orthogonal(perm);
+  return std::make_shared<SvdView>(in_, in_, at::ones({observed.sum().item<int64_t>()}, at::kDouble), p, p);
+}
 
 at::Tensor random_pixel_mask(int64_t h, int64_t w, double observed, at::Generator& gen) {
   const int64_t n = h * w;

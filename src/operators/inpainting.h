@@ -21,6 +21,9 @@ class MaskOperator : public LinearImageOperator {
   at::Tensor pseudo_inverse(const at::Tensor& y) const override { return forward(y); }
   const at::Tensor& mask() const { return mask_; }  // float64 [H, W]
   at::Tensor output_support() const override { return mask_.expand({in_[0], in_[1], in_[2]}); }
+  // U = V = the permutation putting observed pixels first; s = 1 on them.
+  bool has_svd() const override { return true; }
+  std::shared_ptr<const SvdView> svd() const override;
 
  private:
   std::string name_;

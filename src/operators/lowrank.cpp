@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include "operators/svd.h"
+
 namespace psbench {
 
 LowRankOperator::LowRankOperator(int64_t dim, int64_t d_y, at::Generator& gen) : dim_(dim), d_y_(d_y) {
@@ -20,6 +22,10 @@ at::Tensor LowRankOperator::forward(const at::Tensor& x) const {
   return x.flatten(1).matmul(a_.to(x.scalar_type()).t());
 }
 at::Tensor LowRankOperator::adjoint(const at::Tensor& y) const { return y.matmul(a_.to(y.scalar_type())); }
+std::shared_ptr<const SvdView> LowRankOperator::svd() const {
+  return std::make_shared<SvdView>(input_shape(), output_shape(), s_, dense_orthogonal(u_), completed_orthogonal(vh_.t()));
+}
+
 at::Tensor LowRankOperator::pseudo_inverse(const at::Tensor& y) const {
   auto pinv = vh_.t().matmul(at::diag(1.0 / s_)).matmul(u_.t());  // [dim, d_y]
   return y.matmul(pinv.t().to(y.scalar_type()));

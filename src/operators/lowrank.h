@@ -17,6 +17,9 @@ class LowRankOperator : public Operator {
   bool has_matrix() const override { return true; }
   at::Tensor matrix() const override { return a_; }
   const at::Tensor& singular_values() const { return s_; }
+  // The stored factors: U [d_y, d_y], s, and V = [V_r | completion] by Householder reflections (no d x d matrix).
+  bool has_svd() const override { return true; }
+  std::shared_ptr<const SvdView> svd() const override;
 
  private:
   int64_t dim_, d_y_;

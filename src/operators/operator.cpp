@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "operators/svd.h"
+
 namespace psbench {
 
 at::Tensor Operator::adjoint(const at::Tensor&) const {
@@ -12,6 +14,17 @@ at::Tensor Operator::pseudo_inverse(const at::Tensor&) const {
 }
 at::Tensor Operator::matrix() const {
   throw std::logic_error("operator '" + name() + "' has no explicit matrix");
+}
+
+bool Operator::has_svd() const {
+  return is_linear() && numel(input_shape()) <= kMaxSvdSize && numel(output_shape()) <= kMaxSvdSize;
+}
+std::shared_ptr<const SvdView> Operator::svd() const {
+  if (!has_svd())
+    throw std::logic_error("operator '" + name() + "' has no SVD view (" +
+                           (is_linear() ? "more than " + std::to_string(kMaxSvdSize) + " numbers in or out, no structured SVD"
+                                        : std::string("not linear")) + ")");
+  return dense_svd(*this);
 }
 
 at::Tensor GaussianNoise::sample(const at::Tensor& clean, at::Generator& gen) const {

@@ -13,6 +13,8 @@
 
 namespace psbench {
 
+class SvdView;
+
 class Operator {
  public:
   virtual ~Operator() = default;
@@ -33,6 +35,10 @@ class Operator {
   // Dense matrix [prod(output_shape), prod(input_shape)] acting on flattened vectors; small problems.
   virtual bool has_matrix() const { return false; }
   virtual at::Tensor matrix() const;
+  // The SVD view A = U diag(s) V^T (operators/svd.h). Default: a dense SVD for linear operators with at
+  // most kMaxSvdSize inputs and outputs; operators with structure override both (no dense matrices).
+  virtual bool has_svd() const;
+  virtual std::shared_ptr<const SvdView> svd() const;  // throws std::logic_error when !has_svd()
 };
 
 // Gaussian measurement noise n ~ N(0, sigma_y^2 I), kept apart from the operator.

@@ -1,6 +1,8 @@
 // Super-resolution tasks `sr_avgpool` and `sr_bicubic` (ALGORITHMS.md §8; docs/tasks.md).
 #include "operators/super_resolution.h"
 
+#include "operators/svd.h"
+
 #include <cmath>
 
 namespace psbench {
@@ -23,6 +25,50 @@ at::Tensor AvgPoolDownsample::adjoint(const at::Tensor& y) const {
 
 at::Tensor AvgPoolDownsample::pseudo_inverse(const at::Tensor& y) const {
   return y.repeat_interleave(s_, -2).repeat_interleave(s_, -1);
+}
+
+namespace {
+
+// V of average pooling: inside every f x f block an orthonormal basis Q [f^2, f^2] of R^(f^2) whose first
+// vector is the constant 1/f (the block's mean direction: A v = 1/f at the block's output pixel). The
+// spectral vector holds first the constant coefficients of all blocks in output order [C, H/f, W/f], then
+// the other f^2 - 1 coefficients of every block.
+class BlockOrthogonal : public Orthogonal {
+ public:
+  BlockOrthogonal(const Shape& in, int64_t f) : c_(in[0]), h_(in[1] / f), w_(in[2] / f), f_(f) {
+    const int64_t k = f * f;
+    auto m = at::eye(k, at::kDouble);
+    m.select(1, 0).fill_(1.0);
+    auto [q, r] = at::linalg_qr(m);
+    q_ = q * at::sign(r.diagonal()).unsqueeze(0);  // first column +1/f exactly as QR gives it up to sign
+  }
+  int64_t dim() const override { return c_ * h_ * w_ * f_ * f_; }
+  at::Tensor apply_transpose(const at::Tensor& v) const override {
+    const int64_t b = v.size(0), k = f_ * f_;
+    auto blocks = v.reshape({b, c_, h_, f_, w_, f_}).permute({0, 1, 2, 4, 3, 5}).reshape({b, c_, h_, w_, k});
+    auto coef = blocks.matmul(q_.to(v.scalar_type()));  // Q^T per block, blocks as rows
+    return at::cat({coef.select(-1, 0).reshape({b, -1}), coef.narrow(-1, 1, k - 1).reshape({b, -1})}, 1);
+  }
+  at::Tensor apply(const at::Tensor& c) const override {
+    const int64_t b = c.size(0), k = f_ * f_, m = c_ * h_ * w_;
+    auto coef = at::cat({c.narrow(1, 0, m).reshape({b, c_, h_, w_, 1}), c.narrow(1, m, m * (k - 1)).reshape({b, c_, h_, w_, k - 1})},
+                        -1);
+    auto blocks = coef.matmul(q_.t().to(c.scalar_type()));
+    return blocks.reshape({b, c_, h_, w_, f_, f_}).permute({0, 1, 2, 4, 3, 5}).reshape({b, -1});
+  }
+
+ private:
+  int64_t c_, h_, w_, f_;
+  at::Tensor q_;
+};
+
+}  // namespace
+
+std::shared_ptr<const SvdView> AvgPoolDownsample::svd() const {
+  const int64_t m = numel(output_shape());
+  return std::make_shared<SvdView>(in_, output_shape(), at::full({m}, 1.0 / static_cast<double>(s_), at::kDouble),
+                                   permutation_orthogonal(at::arange(m, at::kLong)),
+                                   std::make_shared<BlockOrthogonal>(in_, s_));
 }
 
 double keys_cubic(double t) {

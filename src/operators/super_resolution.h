@@ -17,6 +17,10 @@ class AvgPoolDownsample : public LinearImageOperator {
   at::Tensor adjoint(const at::Tensor& y) const override;
   bool has_pseudo_inverse() const override { return true; }
   at::Tensor pseudo_inverse(const at::Tensor& y) const override;
+  // s = 1/factor for every output pixel; V = an orthonormal transform inside each block whose first
+  // vector is the block's constant, observed coordinates first; U = I.
+  bool has_svd() const override { return true; }
+  std::shared_ptr<const SvdView> svd() const override;
 
  private:
   Shape in_;

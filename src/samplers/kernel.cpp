@@ -1,5 +1,6 @@
 #include "samplers/kernel.h"
 
+#include "operators/svd.h"
 #include "samplers/driver.h"
 
 namespace psbench {
@@ -14,6 +15,13 @@ void check_needs(const Needs& needs, const std::string& sampler, const Prior& pr
     throw ConfigError(who + "prior '" + prior.name() + "' has no consistency function f(x, sigma)");
   if (needs.linear_operator && op && !op->is_linear())
     throw ConfigError(who + "needs a linear operator, and task operator '" + op->name() + "' is not linear");
+  if (needs.svd && op && !op->has_svd())
+    throw ConfigError(who + "needs the SVD of the operator (A = U diag(s) V^T), and task operator '" + op->name() +
+                      "' has none (" +
+                      (op->is_linear() ? "no structured SVD, and more than " + std::to_string(kMaxSvdSize) +
+                                             " numbers in or out for a dense one"
+                                       : std::string("not linear")) +
+                      ")");
 }
 
 at::Tensor ChainRng::normal(const Shape& shape) const {

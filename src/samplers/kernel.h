@@ -35,6 +35,7 @@ struct Needs {
   bool denoiser = false;         // D(x, sigma)
   bool consistency = false;      // f(x, sigma)
   bool linear_operator = false;  // A linear (adjoint available)
+  bool svd = false;              // the SVD view A = U diag(s) V^T (operators/svd.h)
 };
 
 // Throws ConfigError naming the sampler and what is missing.

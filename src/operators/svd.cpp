@@ -1,0 +1,143 @@
+// The SVD view of linear operators (operators/svd.h) and its building blocks.
+#include "operators/svd.h"
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "operators/operator.h"
+
+namespace psbench {
+namespace {
+
+at::Tensor as_double(const at::Tensor& t) { return t.to(at::kDouble); }
+
+class DenseOrthogonal : public Orthogonal {
+ public:
+  explicit DenseOrthogonal(at::Tensor q) : q_(as_double(q).contiguous()) {
+    if (q_.dim() != 2 || q_.size(0) != q_.size(1)) throw std::invalid_argument("dense_orthogonal: Q must be square");
+  }
+  int64_t dim() const override { return q_.size(0); }
+  // Rows of the batch are vectors: (Q c)^T = c^T Q^T.
+  at::Tensor apply(const at::Tensor& c) const override { return c.matmul(q_.t().to(c.scalar_type())); }
+  at::Tensor apply_transpose(const at::Tensor& v) const override { return v.matmul(q_.to(v.scalar_type())); }
+
+ private:
+  at::Tensor q_;
+};
+
+// Q = H_1 ... H_r diag(d, 1, ..., 1) from the Householder QR of Q_r = H_1 ... H_r [R; 0]: R is orthogonal
+// and upper triangular, so R = diag(d) with d = +-1, and the first r columns of Q are Q_r.
+class CompletedOrthogonal : public Orthogonal {
+ public:
+  explicit CompletedOrthogonal(const at::Tensor& q_r) {
+    auto q = as_double(q_r).contiguous();
+    if (q.dim() != 2 || q.size(1) > q.size(0))
+      throw std::invalid_argument("completed_orthogonal: Q_r must be [d, r] with r <= d");
+    std::tie(a_, tau_) = at::geqrf(q);
+    sign_ = at::sign(a_.diagonal().narrow(0, 0, q.size(1)));
+  }
+  int64_t dim() const override { return a_.size(0); }
+  at::Tensor apply(const at::Tensor& c) const override {
+    auto cd = as_double(c).clone();
+    cd.narrow(1, 0, r()).mul_(sign_);
+    return at::ormqr(a_, tau_, cd.t(), /*left=*/true, /*transpose=*/false).t().to(c.scalar_type());
+  }
+  at::Tensor apply_transpose(const at::Tensor& v) const override {
+    auto w = at::ormqr(a_, tau_, as_double(v).t(), /*left=*/true, /*transpose=*/true).t().contiguous();
+    w.narrow(1, 0, r()).mul_(sign_);
+    return w.to(v.scalar_type());
+  }
+
+ private:
+  int64_t r() const { return sign_.size(0); }
+  at::Tensor a_, tau_, sign_;
+};
+
+class PermutationOrthogonal : public Orthogonal {
+ public:
+  explicit PermutationOrthogonal(at::Tensor perm) : perm_(perm.to(at::kLong).contiguous()) {
+    inverse_ = at::argsort(perm_);
+  }
+  int64_t dim() const override { return perm_.size(0); }
+  at::Tensor apply(const at::Tensor& c) const override { return c.index_select(1, inverse_.to(c.device())); }
+  at::Tensor apply_transpose(const at::Tensor& v) const override { return v.index_select(1, perm_.to(v.device())); }
+
+ private:
+  at::Tensor perm_, inverse_;
+};
+
+// The operator's matrix [m, n] in float64: its own, or probed by applying it to the unit vectors.
+at::Tensor probed_matrix(const Operator& op) {
+  if (op.has_matrix()) return as_double(op.matrix());
+  const int64_t n = numel(op.input_shape());
+  std::vector<at::Tensor> cols;
+  for (int64_t first = 0; first < n; first += 256) {
+    const int64_t k = std::min<int64_t>(256, n - first);
+    auto basis = at::zeros({k, n}, at::kDouble);
+    basis.narrow(1, first, k).copy_(at::eye(k, at::kDouble));
+    Shape shape = op.input_shape();
+    shape.insert(shape.begin(), k);
+    cols.push_back(op.forward(basis.reshape(shape)).reshape({k, -1}));
+  }
+  return at::cat(cols).t().contiguous();
+}
+
+}  // namespace
+
+std::shared_ptr<const Orthogonal> dense_orthogonal(at::Tensor q) { return std::make_shared<DenseOrthogonal>(std::move(q)); }
+std::shared_ptr<const Orthogonal> completed_orthogonal(const at::Tensor& q_r) {
+  return std::make_shared<CompletedOrthogonal>(q_r);
+}
+std::shared_ptr<const Orthogonal> permutation_orthogonal(at::Tensor perm) {
+  return std::make_shared<PermutationOrthogonal>(std::move(perm));
+}
+
+SvdView::SvdView(Shape input_shape, Shape output_shape, at::Tensor s, std::shared_ptr<const Orthogonal> u,
+                 std::shared_ptr<const Orthogonal> v)
+    : in_(std::move(input_shape)), out_(std::move(output_shape)), s_(as_double(s).contiguous()), u_(std::move(u)),
+      v_(std::move(v)) {
+  if (u_->dim() != numel(out_) || v_->dim() != numel(in_))
+    throw std::invalid_argument("SvdView: U acts on " + std::to_string(u_->dim()) + " numbers and V on " +
+                                std::to_string(v_->dim()) + ", the operator maps " + shape_string(in_) + " to " +
+                                shape_string(out_));
+  if (s_.dim() != 1 || s_.size(0) > std::min(u_->dim(), v_->dim()))
+    throw std::invalid_argument("SvdView: more singular values than min(m, n)");
+}
+
+at::Tensor SvdView::vt(const at::Tensor& x) const { return v_->apply_transpose(x.reshape({x.size(0), -1})); }
+at::Tensor SvdView::ut(const at::Tensor& y) const { return u_->apply_transpose(y.reshape({y.size(0), -1})); }
+at::Tensor SvdView::v(const at::Tensor& c) const {
+  Shape shape = in_;
+  shape.insert(shape.begin(), c.size(0));
+  return v_->apply(c).reshape(shape);
+}
+at::Tensor SvdView::u(const at::Tensor& c) const {
+  Shape shape = out_;
+  shape.insert(shape.begin(), c.size(0));
+  return u_->apply(c).reshape(shape);
+}
+
+at::Tensor SvdView::forward(const at::Tensor& x) const {
+  auto c = vt(x).narrow(1, 0, rank()) * s_.to(x.scalar_type());
+  return u(at::constant_pad_nd(c, {0, u_->dim() - rank()}, 0.0));
+}
+
+at::Tensor SvdView::adjoint(const at::Tensor& y) const {
+  auto c = ut(y).narrow(1, 0, rank()) * s_.to(y.scalar_type());
+  return v(at::constant_pad_nd(c, {0, v_->dim() - rank()}, 0.0));
+}
+
+std::shared_ptr<const SvdView> dense_svd(const Operator& op) {
+  const int64_t n = numel(op.input_shape()), m = numel(op.output_shape());
+  if (!op.is_linear() || n > kMaxSvdSize || m > kMaxSvdSize)
+    throw std::logic_error("dense_svd: operator '" + op.name() + "' is not linear or maps more than " +
+                           std::to_string(kMaxSvdSize) + " numbers");
+  auto [u, s, vh] = at::linalg_svd(probed_matrix(op), /*full_matrices=*/true);
+  const double largest = s.numel() > 0 ? s.max().item<double>() : 0.0;
+  const int64_t r = largest > 0 ? (s > kSvdRankTolerance * largest).sum().item<int64_t>() : 0;
+  return std::make_shared<SvdView>(op.input_shape(), op.output_shape(), s.narrow(0, 0, r), dense_orthogonal(u),
+                                   dense_orthogonal(vh.t()));
+}
+
+}  // namespace psbench
