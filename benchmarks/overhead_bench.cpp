@@ -126,23 +126,23 @@ void BM_NoiseLangevinKernelStep(benchmark::State& state) {
 
 void BM_DpsKernelStep(benchmark::State& state) { kernel_steps(state, "dps", {}); }
 
-// Sampler::run of state.range(0) chains (or independent runs, batched together) at one thread, timed per
-// batched step.
+// One Sampler::run of `chains` chains (or independent runs, batched together) with samples_per_chain each.
+std::function<void()> run_call(const Sampler& s, const Problem& problem, int64_t chains, int64_t samples_per_chain) {
+  return [&s, &problem, chains, samples_per_chain] {
+    auto out = s.run(problem, chains * samples_per_chain, bench::chain_seeds(chains, 11));
+    benchmark::DoNotOptimize(out.samples.data_ptr());
+  };
+}
+
+// Sampler::run of state.range(0) chains at one thread, timed per batched step.
 void whole_runs(benchmark::State& state, const std::string& sampler, const std::map<std::string, OptionValue>& options,
                 int64_t samples_per_chain, int64_t steps_per_iteration) {
   const auto* b = cm_or_skip(state);
   if (!b) return;
   Threads threads(1);
-  const int64_t chains = state.range(0);
   Problem problem(*b->prior, *b->model.op, b->model.noise, b->y);
   auto s = make_sampler(sampler, options);
-  timed_calls(
-      state,
-      [&] {
-        auto out = s->run(problem, chains * samples_per_chain, bench::chain_seeds(chains, 11));
-        benchmark::DoNotOptimize(out.samples.data_ptr());
-      },
-      steps_per_iteration);
+  timed_calls(state, run_call(*s, problem, state.range(0), samples_per_chain), steps_per_iteration);
 }
 
 void BM_NoiseLangevinRun(benchmark::State& state) {
@@ -170,10 +170,7 @@ void paired(benchmark::State& state, const std::function<void()>& raw, const std
   auto s = make_sampler(sampler, options);
   auto kernel = s->single_steps(problem, chains, 5);
   if (!kernel) return state.SkipWithError("not a step kernel");
-  auto run = [&] {
-    auto out = s->run(problem, chains * samples_per_chain, bench::chain_seeds(chains, 11));
-    benchmark::DoNotOptimize(out.samples.data_ptr());
-  };
+  auto run = run_call(*s, problem, chains, samples_per_chain);
   raw();
   kernel->step();
   run();

@@ -185,8 +185,7 @@ std::shared_ptr<const SvdView> ConvolutionBlur::svd() const {
   auto s = at::outer(sr, sc).unsqueeze(0).expand({in_[0], h, w}).flatten();
   auto order = std::get<1>(at::sort(s, /*stable=*/true, /*dim=*/0, /*descending=*/true));
   auto sorted = s.index_select(0, order);
-  const double largest = sorted[0].item<double>();
-  const int64_t rank = largest > 0 ? (sorted > kSvdRankTolerance * largest).sum().item<int64_t>() : 0;
+  const int64_t rank = numerical_rank(sorted);
   auto perm = permutation_orthogonal(order);
   return std::make_shared<SvdView>(in_, in_, sorted.narrow(0, 0, rank),
                                    std::make_shared<KroneckerOrthogonal>(in_, ur, uc, perm),

@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "operators/image_ops.h"
 #include "operators/operator.h"
 
 namespace psbench {
@@ -67,22 +68,6 @@ class PermutationOrthogonal : public Orthogonal {
   at::Tensor perm_, inverse_;
 };
 
-// The operator's matrix [m, n] in float64: its own, or probed by applying it to the unit vectors.
-at::Tensor probed_matrix(const Operator& op) {
-  if (op.has_matrix()) return as_double(op.matrix());
-  const int64_t n = numel(op.input_shape());
-  std::vector<at::Tensor> cols;
-  for (int64_t first = 0; first < n; first += 256) {
-    const int64_t k = std::min<int64_t>(256, n - first);
-    auto basis = at::zeros({k, n}, at::kDouble);
-    basis.narrow(1, first, k).copy_(at::eye(k, at::kDouble));
-    Shape shape = op.input_shape();
-    shape.insert(shape.begin(), k);
-    cols.push_back(op.forward(basis.reshape(shape)).reshape({k, -1}));
-  }
-  return at::cat(cols).t().contiguous();
-}
-
 }  // namespace
 
 std::shared_ptr<const Orthogonal> dense_orthogonal(at::Tensor q) { return std::make_shared<DenseOrthogonal>(std::move(q)); }
@@ -128,14 +113,19 @@ at::Tensor SvdView::adjoint(const at::Tensor& y) const {
   return v(at::constant_pad_nd(c, {0, v_->dim() - rank()}, 0.0));
 }
 
+int64_t numerical_rank(const at::Tensor& s) {
+  const double largest = s.numel() > 0 ? s.max().item<double>() : 0.0;
+  return largest > 0 ? (s > kSvdRankTolerance * largest).sum().item<int64_t>() : 0;
+}
+
 std::shared_ptr<const SvdView> dense_svd(const Operator& op) {
   const int64_t n = numel(op.input_shape()), m = numel(op.output_shape());
   if (!op.is_linear() || n > kMaxSvdSize || m > kMaxSvdSize)
     throw std::logic_error("dense_svd: operator '" + op.name() + "' is not linear or maps more than " +
                            std::to_string(kMaxSvdSize) + " numbers");
-  auto [u, s, vh] = at::linalg_svd(probed_matrix(op), /*full_matrices=*/true);
-  const double largest = s.numel() > 0 ? s.max().item<double>() : 0.0;
-  const int64_t r = largest > 0 ? (s > kSvdRankTolerance * largest).sum().item<int64_t>() : 0;
+  // The operator's own matrix, or its columns probed on the unit vectors.
+  auto [u, s, vh] = at::linalg_svd(op.has_matrix() ? as_double(op.matrix()) : probe_matrix(op), /*full_matrices=*/true);
+  const int64_t r = numerical_rank(s);
   return std::make_shared<SvdView>(op.input_shape(), op.output_shape(), s.narrow(0, 0, r), dense_orthogonal(u),
                                    dense_orthogonal(vh.t()));
 }

@@ -69,6 +69,9 @@ std::shared_ptr<const Orthogonal> completed_orthogonal(const at::Tensor& q_r);
 // (Q c)[perm[i]] = c[i]: coordinate i of the spectral vector is entry perm[i] of the flattened vector.
 std::shared_ptr<const Orthogonal> permutation_orthogonal(at::Tensor perm);
 
+// How many singular values in s exceed kSvdRankTolerance times the largest.
+int64_t numerical_rank(const at::Tensor& s);
+
 // The dense SVD of a linear operator with at most kMaxSvdSize inputs and outputs (its matrix, or the
 // matrix probed column by column).
 std::shared_ptr<const SvdView> dense_svd(const Operator& op);
