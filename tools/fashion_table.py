@@ -13,7 +13,9 @@ and seconds (median over images, robust to a pause of the machine) are per measu
 warm-up and sampling apart; seconds are wall time of one single-threaded process sharing the machine with
 the sweep's other shards (the timing experiment, experiments/timing_vs_dps.yaml, is the clean one). "n" is the number of test images a
 row was scored on; a row on fewer images than the others is marked. A metric the sampler cannot have
-(e.g. R-hat of a single chain) shows its reason's first words; a cell that diverged or failed shows that.
+(e.g. R-hat of a single chain) shows its reason's first words; a cell that diverged or failed shows that
+(a diverged one: on how many images chains were lost — psbench scores no cell with an image left without
+samples).
 Reads with h5py (Debian's python3-h5py, python3-yaml).
 """
 import argparse
@@ -91,7 +93,11 @@ def cell_row(c, columns):
     out = []
     for _, label, dec in columns:
         name = S.METRICS_GROUP + label
-        if status != S.STATUS_OK:
+        if status != S.STATUS_OK and not out and S.CHAINS_DIVERGED in c:
+            # How many images lost chains: a cell is not scored at all when one image has no samples left.
+            lost = np.asarray(c[S.CHAINS_DIVERGED][()])
+            out.append(f"{status} on {int((lost > 0).sum())}/{lost.size} images")
+        elif status != S.STATUS_OK:
             out.append(status)
         elif name in c:
             out.append(fmt(c[name][()], dec))
