@@ -44,6 +44,7 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
   std::map<std::string, std::string> not_applicable;  // metric -> the first measurement it could not score, why
   for (size_t m = 0; m < ms.size(); ++m) {
     const auto& meas = ms[m];
+    const int64_t index = meas.index >= 0 ? meas.index : static_cast<int64_t>(m);
     std::unique_ptr<ExactPosterior> exact;
     MetricInput in;
     in.x_true = meas.x_true;
@@ -88,7 +89,7 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
             extra = metric->extra_arrays(in);
           } catch (const MetricNotApplicable& e) {
             // One measurement it cannot score: the metric leaves the cell (no partial arrays).
-            not_applicable[name] = sc::measurement_name(static_cast<int64_t>(m)) + ": " + e.what();
+            not_applicable[name] = sc::measurement_name(index) + ": " + e.what();
             values.erase(name);
             const std::string prefix = sc::kMetricArraysGroup + name + "/";
             for (auto it = rec.arrays.begin(); it != rec.arrays.end();)
@@ -98,8 +99,7 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
           check_value(name, v);
           values[name].push_back(v);
           for (const auto& [suffix, t] : extra)
-            rec.arrays[sc::kMetricArraysGroup + name + "/" + suffix + "/" +
-                       sc::measurement_name(static_cast<int64_t>(m))] = t;
+            rec.arrays[sc::kMetricArraysGroup + name + "/" + suffix + "/" + sc::measurement_name(index)] = t;
           break;
         }
         case MetricLevel::PerSet: break;
@@ -164,7 +164,7 @@ void drop_metric_entries(CellRecord& rec) {
   for (auto it = rec.arrays.begin(); it != rec.arrays.end();) {
     const auto& k = it->first;
     const bool metric = starts_with(k, sc::kMetricsGroup) || starts_with(k, sc::kMetricArraysGroup) ||
-                        starts_with(k, sc::kMetricSpreadGroup);
+                        starts_with(k, sc::kMetricSpreadGroup) || k == sc::kScoredMeasurements;
     it = metric ? rec.arrays.erase(it) : std::next(it);
   }
   for (auto it = rec.attributes.begin(); it != rec.attributes.end();) {

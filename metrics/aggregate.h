@@ -38,6 +38,7 @@ struct ScoredMeasurement {
   uint64_t seed = 0;   // the measurement's seed
   int64_t label = -1;
   int64_t chains = 0;  // live chains behind `samples` (chain-major), 0 = unknown
+  int64_t index = -1;  // the measurement's index in the cell (names metric_arrays/.../mNNNN); -1 = position
 };
 
 // Scores every measurement and the whole set and writes metrics/..., metric_arrays/...,
@@ -51,7 +52,8 @@ void aggregate_metrics(const std::vector<NamedMetric>& metrics, const Prior& pri
                        const std::vector<ScoredMeasurement>& measurements, const std::vector<std::string>& skipped,
                        CellRecord& rec);
 
-// Removes every array and attribute aggregate_metrics writes (before re-scoring, or from a failed cell).
+// Removes every array and attribute aggregate_metrics writes, and the runner's scored_measurements that
+// indexes them (before re-scoring, or from a failed cell).
 void drop_metric_entries(CellRecord& rec);
 
 }  // namespace psbench

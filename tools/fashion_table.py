@@ -13,9 +13,9 @@ and seconds (median over images, robust to a pause of the machine) are per measu
 warm-up and sampling apart; seconds are wall time of one single-threaded process sharing the machine with
 the sweep's other shards (the timing experiment, experiments/timing_vs_dps.yaml, is the clean one). "n" is the number of test images a
 row was scored on; a row on fewer images than the others is marked. A metric the sampler cannot have
-(e.g. R-hat of a single chain) shows its reason's first words; a cell that diverged or failed shows that
-(a diverged one: on how many images chains were lost — psbench scores no cell with an image left without
-samples).
+(e.g. R-hat of a single chain) shows its reason's first words; a cell that failed shows that. A diverged
+cell (some images lost every chain) shows its numbers over the images that kept samples, and "n" says how
+many of the cell's images that is ("95/100 †": 5 images have no sample and are in no column).
 Reads with h5py (Debian's python3-h5py, python3-yaml).
 """
 import argparse
@@ -93,14 +93,10 @@ def cell_row(c, columns):
     out = []
     for _, label, dec in columns:
         name = S.METRICS_GROUP + label
-        if status != S.STATUS_OK and not out and S.CHAINS_DIVERGED in c:
-            # How many images lost chains: a cell is not scored at all when one image has no samples left.
-            lost = np.asarray(c[S.CHAINS_DIVERGED][()])
-            out.append(f"{status} on {int((lost > 0).sum())}/{lost.size} images")
+        if name in c:  # a diverged cell's values are over the images that kept samples (scored_measurements)
+            out.append(fmt(c[name][()], dec))
         elif status != S.STATUS_OK:
             out.append(status)
-        elif name in c:
-            out.append(fmt(c[name][()], dec))
         elif label.split("@")[0] in skipped:
             out.append("n/a")
         else:
@@ -133,18 +129,25 @@ def main():
             m = int(cfg.get("measurements", 0))
             k = int(cfg.get("samples_per_measurement", 0))
             metrics, cost = cell_row(c, columns)
-            by_task.setdefault(task, []).append((row_label(cfg["sampler"], cfg["prior"]), m, k, metrics, cost))
+            scored = len(c[S.SCORED_MEASUREMENTS][()]) if S.SCORED_MEASUREMENTS in c else m
+            by_task.setdefault(task, []).append((row_label(cfg["sampler"], cfg["prior"]), m, k, metrics, cost, scored))
     for task, rows in by_task.items():
         most = max(r[1] for r in rows)
+        partial = False
         print(f"### {TASK_TITLES.get(task, task)}\n")
         print("| sampler | n | " + " | ".join(h for h, _, _ in columns) +
               " | NFE warm-up (fwd / fwd+bwd) | NFE sampling (fwd / fwd+bwd) | s warm-up | s sampling | s total |")
         print("|---" * (2 + len(columns) + 5) + "|")
-        for label, m, k, metrics, cost in rows:
-            n = f"{m}" + (" (fewer)" if m < most else "")
+        for label, m, k, metrics, cost, scored in rows:
+            n = f"{scored}/{m} †" if scored < m else f"{m}"
+            n += " (fewer)" if m < most else ""
+            partial = partial or scored < m
             print(f"| {label} | {n} | " + " | ".join(metrics) + " | " + " | ".join(cost) + " |")
         print(f"\n{rows[0][2]} posterior samples per image; NFE (mean) and seconds (median) per image, all its "
               "samples; mean ± standard error over images.\n")
+        if partial:
+            print("† diverged: on the other images every chain diverged or got stuck (accepted none of its "
+                  "proposals); those images have no sample and are left out of every column.\n")
     return 0
 
 

@@ -18,7 +18,9 @@ load() gives one row per (cell, measurement):
   nfe_warmup_forward, nfe_warmup_forward_backward, nfe_chain_forward, nfe_chain_forward_backward,
   warmup_seconds, sampling_seconds, diverged_chains (per measurement);
   scoring_seconds, cell_seconds, peak_rss_bytes, and on CUDA peak_device_bytes (per cell, repeated).
-Cells that diverged or failed keep their rows, with their status and NaN metric values.
+Cells that diverged or failed keep their rows, with their status; a failed cell has NaN metric values, a
+diverged one NaN on the measurements whose chains all diverged and its values on the others
+(scored_measurements).
 df.attrs also holds "metrics" (every metric label), "options" (the flattened option columns),
 "directions" ({label: lower_is_better, higher_is_better or the target value}) and "files".
 
@@ -149,12 +151,24 @@ def _cell_frame(path, key, cell, per_set, directions):
     cols[S.METRICS_SKIPPED] = attrs.get(S.METRICS_SKIPPED, "")
 
     metrics_group = S.group(S.METRICS_GROUP)
+    # A diverged cell scores only the measurements that kept samples: its per-measurement metrics follow
+    # scored_measurements, and the lost measurements' rows get NaN.
+    scored = np.asarray(cell[S.SCORED_MEASUREMENTS][()], dtype=np.int64) if S.SCORED_MEASUREMENTS in cell else None
+    if scored is not None and (len(scored) and (scored.min() < 0 or scored.max() >= m)):
+        raise ValueError(f"cell {key}: {S.SCORED_MEASUREMENTS} names measurements outside 0..{m - 1}")
     if metrics_group in cell:
         for label, ds in cell[metrics_group].items():
             level = attrs.get(S.METRIC_LEVEL_PREFIX + label, "")
             values = np.asarray(ds[()], dtype=float)
             if level == S.LEVEL_PER_SET or (len(values) == 1 and m != 1 and level == ""):
                 per_set.add(label)
+            elif scored is not None:
+                if len(values) != len(scored):
+                    raise ValueError(f"cell {key}: {S.METRICS_GROUP}{label} has {len(values)} values for "
+                                     f"{len(scored)} scored measurements")
+                full = np.full(m, np.nan)
+                full[scored] = values
+                values = full
             cols[label] = _per_row(values, m, f"cell {key}: {S.METRICS_GROUP}{label}")
             if S.METRIC_DIRECTION_PREFIX + label in attrs:
                 directions[label] = attrs[S.METRIC_DIRECTION_PREFIX + label]

@@ -185,6 +185,7 @@ struct Measurement {
   uint64_t seed = 0;
   int64_t label = -1;
   int64_t chains = 0;  // live chains behind `samples`
+  int64_t index = 0;   // in the cell
 };
 
 // The measurement's ground truth, operator and y: depends on (seed, task, dataset[, prior], m) only.
@@ -198,6 +199,7 @@ Measurement make_measurement(const CellSpec& spec, const Components& c, int64_t 
   out.model = c.task->build(c.dataset->shape(*c.prior), op_gen);
   out.y = out.model.noise.sample(out.model.op->forward(out.x_true.unsqueeze(0)), noise_gen)[0];
   out.label = c.dataset->label(m);
+  out.index = m;
   return out;
 }
 
@@ -208,8 +210,15 @@ void score_cell(const CellSpec& spec, const Components& c, const std::vector<Mea
   std::vector<ScoredMeasurement> scored;
   for (const auto& meas : ms)
     scored.push_back({meas.x_true, meas.y, meas.samples, meas.model.op.get(), meas.model.noise.sigma_y, meas.seed,
-                      meas.label, meas.chains});
+                      meas.label, meas.chains, meas.index});
   aggregate_metrics(metrics, *c.prior, spec.metrics_explicit, scored, c.skipped_metrics, rec);
+  // Measurements whose chains all diverged have nothing to score: the metrics are over the others, and
+  // which ones is stored beside them.
+  if (static_cast<int64_t>(ms.size()) < spec.measurements) {
+    std::vector<int64_t> idx;
+    for (const auto& meas : ms) idx.push_back(meas.index);
+    rec.arrays[schema::kScoredMeasurements] = as_tensor(idx);
+  }
 }
 
 }  // namespace
@@ -290,7 +299,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     std::vector<at::Tensor> xs, ys;
     std::vector<int64_t> wf, wfb, cf, cfb, diverged;
     std::vector<double> wsec, ssec;
-    bool all_measurements_ok = true;
+    int64_t lost = 0;  // measurements without finite samples
     const auto stored = progress_store ? progress_store->read_measurements(rec.key) : std::map<int64_t, CellRecord>{};
     for (int64_t m = 0; m < spec.measurements; ++m) {
       if (opts.stop && opts.stop->load()) throw RunInterrupted("interrupted");
@@ -331,8 +340,7 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
 
       if (ndiv > 0 && rec.attributes[schema::kMessage].empty()) rec.attributes[schema::kMessage] = out.divergence_message;
       if (out.samples.size(0) == 0 || !at::isfinite(out.samples).all().item<bool>()) {
-        all_measurements_ok = false;
-        rec.attributes[schema::kStatus] = schema::status_name(schema::CellStatus::Diverged);
+        ++lost;
         if (rec.attributes[schema::kMessage].empty()) rec.attributes[schema::kMessage] = "no finite samples";
         continue;
       }
@@ -349,8 +357,14 @@ CellRecord run_cell(const CellSpec& spec, PriorCache& priors, const RunOptions& 
     rec.arrays[schema::kTimeWarmupSeconds] = as_tensor(wsec);
     rec.arrays[schema::kTimeSamplingSeconds] = as_tensor(ssec);
     rec.arrays[schema::kChainsDiverged] = as_tensor(diverged);
-    // A cell with a fully diverged measurement gets no metric arrays: never numbers that mean nothing.
-    if (all_measurements_ok) {
+    // A measurement left without samples makes the cell diverged; its metrics are over the measurements
+    // that have samples (scored_measurements says which), never numbers for the lost ones.
+    if (lost > 0) {
+      rec.attributes[schema::kStatus] = schema::status_name(schema::CellStatus::Diverged);
+      rec.attributes[schema::kMessage] = std::to_string(lost) + " of " + std::to_string(spec.measurements) +
+                                         " measurements have no samples (" + rec.attributes[schema::kMessage] + ")";
+    }
+    if (!ms.empty()) {
       Stopwatch scoring;
       score_cell(spec, c, ms, rec);
       scoring_seconds = scoring.seconds();
@@ -387,8 +401,13 @@ CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* me
   }
   auto c = build(spec, priors);
   std::vector<Measurement> ms;
+  const auto dv = stored.arrays.find(schema::kChainsDiverged);
+  const int64_t stored_chains = stored.has_attr(schema::kChains) ? std::stoll(stored.attr(schema::kChains)) : -1;
   for (int64_t m = 0; m < spec.measurements; ++m) {
     auto it = stored.arrays.find(schema::kSamplesGroup + index_name(m));
+    const bool all_chains_lost =
+        dv != stored.arrays.end() && m < dv->second.numel() && dv->second[m].item<int64_t>() == stored_chains;
+    if (it == stored.arrays.end() && all_chains_lost) continue;  // nothing to score, as when the cell ran
     if (it == stored.arrays.end())
       throw ConfigError("cell " + stored.key + ": no stored samples for measurement " + std::to_string(m) +
                         " (run the experiment with store_samples: true)");
@@ -405,13 +424,12 @@ CellRecord rescore_cell(const CellRecord& stored, const std::vector<Options>* me
     meas.y = ys[m].to(c.prior->dtype());
     meas.samples = it->second.to(c.prior->dtype());
     // Live chains as when the cell ran: the stored chain count less that measurement's diverged chains.
-    const auto dv = stored.arrays.find(schema::kChainsDiverged);
-    if (stored.has_attr(schema::kChains) && dv != stored.arrays.end() && m < dv->second.numel())
-      meas.chains = std::stoll(stored.attr(schema::kChains)) - dv->second[m].item<int64_t>();
+    if (stored_chains >= 0 && dv != stored.arrays.end() && m < dv->second.numel())
+      meas.chains = stored_chains - dv->second[m].item<int64_t>();
     ms.push_back(std::move(meas));
   }
   drop_metric_entries(rec);
-  score_cell(spec, c, ms, rec);
+  if (!ms.empty()) score_cell(spec, c, ms, rec);
   rec.attributes[schema::kRescoredByGitRevision] = git_revision();
   return rec;
 }

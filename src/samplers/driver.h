@@ -151,7 +151,7 @@ class KernelSampler : public Sampler {
           if (diverged_by_step.size() <= static_cast<size_t>(global_step)) diverged_by_step.resize(global_step + 1, 0.0);
           diverged_by_step[global_step] += static_cast<double>(diverged_here);
           if (phase.keep == Keep::Thinned && t + 1 > phase.burn_in && (t + 1 - phase.burn_in) % phase.thinning == 0)
-            store(kernel_.sample(state), live, kept);
+            store(kernel_.sample(state), live, kept, problem.prior().data_shape().size());
         }
         if (!live.empty() && phase.check_stuck && phase.steps >= kStuckAfterProposals) {
           std::vector<uint8_t> moved;
@@ -160,7 +160,8 @@ class KernelSampler : public Sampler {
                "accepted none of its " + std::to_string(phase.steps) + " proposals in the " + phase.name +
                    " phase (" + kernel_.divergence(ctx) + ")");
         }
-        if (!live.empty() && phase.keep == Keep::Last) store(kernel_.sample(state), live, kept);
+        if (!live.empty() && phase.keep == Keep::Last)
+          store(kernel_.sample(state), live, kept, problem.prior().data_shape().size());
         (phase.warmup ? out.warmup_seconds : out.sampling_seconds) += clock.seconds();
       }
     }
@@ -216,9 +217,18 @@ class KernelSampler : public Sampler {
     int64_t t_ = 0;
   };
 
-  static void store(const at::Tensor& x, const std::vector<int64_t>& live, std::vector<std::vector<at::Tensor>>& kept) {
+  // x: [B, *data], one sample per chain, or [B, J, *data] from a kernel whose chain yields J at once (an SMC
+  // run's draws from its final particles).
+  static void store(const at::Tensor& x, const std::vector<int64_t>& live, std::vector<std::vector<at::Tensor>>& kept,
+                    size_t data_dims) {
     auto xd = x.detach();
-    for (size_t i = 0; i < live.size(); ++i) kept[live[i]].push_back(xd[static_cast<int64_t>(i)]);
+    const bool several = static_cast<size_t>(xd.dim()) == data_dims + 2;
+    for (size_t i = 0; i < live.size(); ++i) {
+      auto row = xd[static_cast<int64_t>(i)];
+      if (!several) kept[live[i]].push_back(row);
+      else
+        for (int64_t j = 0; j < row.size(0); ++j) kept[live[i]].push_back(row[j]);
+    }
   }
 
   std::string name_;

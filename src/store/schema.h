@@ -63,6 +63,10 @@ inline constexpr char kResourcesPeakRssBytes[] = "resources/peak_rss_bytes";
 inline constexpr char kResourcesPeakDeviceBytes[] = "resources/peak_device_bytes";
 // Diverged chains per measurement [M].
 inline constexpr char kChainsDiverged[] = "chains/diverged";
+// Which measurements the metrics are over [S], increasing: written only when some measurement was left with
+// no finite samples (every chain diverged); its metrics/<label> [S] arrays and metric_arrays/.../mNNNN then
+// follow these indices, and the cell's status is diverged. Absent: metrics/<label> has all M measurements.
+inline constexpr char kScoredMeasurements[] = "scored_measurements";
 // trace/<name>/mNNNN [steps]; samples/mNNNN [K, ...] (store_samples: true).
 inline constexpr char kTraceGroup[] = "trace/";
 inline constexpr char kSamplesGroup[] = "samples/";

@@ -80,6 +80,55 @@ TEST_CASE("Same seed gives identical stored results and every sampler sees the s
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("A cell with measurements that lost every chain is scored over the others", "[runner][cli]") {
+  const auto dir = temp_dir("partial_divergence");
+  const std::string out = dir + "/p.h5", again = dir + "/q.h5";
+  REQUIRE(run_cli("run experiments/tests/partial_divergence.yaml --out " + out + " --threads 1", dir + "/run.log") == 0);
+  auto cells = Hdf5Store(out, "r").read_all();
+  REQUIRE(cells.size() == 1);
+  const auto& c = cells.front();
+  CHECK(c.attr(schema::kStatus) == "diverged");
+  const auto& lost = c.arrays.at(schema::kChainsDiverged);
+  const int64_t chains = std::stoll(c.attr(schema::kChains));
+  REQUIRE(chains == 1);
+  std::vector<int64_t> expect;
+  for (int64_t m = 0; m < lost.numel(); ++m)
+    if (lost[m].item<int64_t>() < chains) expect.push_back(m);
+  // The step size is chosen so that the cell is partly lost: some measurements scored, some not.
+  REQUIRE(expect.size() > 0);
+  REQUIRE(static_cast<int64_t>(expect.size()) < lost.numel());
+  CHECK(c.attr(schema::kMessage).find(std::to_string(lost.numel() - static_cast<int64_t>(expect.size())) + " of " +
+                                      std::to_string(lost.numel()) + " measurements have no samples") == 0);
+  REQUIRE(c.arrays.count(schema::kScoredMeasurements));
+  const auto scored = c.arrays.at(schema::kScoredMeasurements);
+  CHECK(std::vector<int64_t>(scored.data_ptr<int64_t>(), scored.data_ptr<int64_t>() + scored.numel()) == expect);
+  const auto& rmse = c.arrays.at(std::string(schema::kMetricsGroup) + "posterior_mean_rmse");
+  CHECK(rmse.numel() == static_cast<int64_t>(expect.size()));
+  CHECK(c.arrays.at(std::string(schema::kMetricsGroup) + "sliced_wasserstein").numel() == static_cast<int64_t>(expect.size()));
+  // Each value belongs to the measurement scored_measurements names: re-scoring the stored samples
+  // measurement by measurement (evaluate) gives the same numbers.
+  REQUIRE(run_cli("evaluate " + out + " -o " + again, dir + "/evaluate.log") == 0);
+  auto rescored = Hdf5Store(again, "r").read_all();
+  REQUIRE(rescored.size() == 1);
+  for (const auto& [name, arr] : c.arrays) {
+    if (name.rfind(schema::kMetricsGroup, 0) != 0 && name != schema::kScoredMeasurements) continue;
+    INFO(name);
+    REQUIRE(rescored.front().arrays.count(name));
+    CHECK(at::allclose(arr, rescored.front().arrays.at(name)));
+  }
+  // And by hand: mse_to_truth of the i-th value is that of measurement scored_measurements[i].
+  const auto& mse = c.arrays.at(std::string(schema::kMetricsGroup) + "mse_to_truth");
+  for (size_t i = 0; i < expect.size(); ++i) {
+    const auto samples = c.arrays.at(schema::kSamplesGroup + schema::measurement_name(expect[i])).to(at::kDouble);
+    const auto x = c.arrays.at(schema::kXTrue)[expect[i]].to(at::kDouble);
+    INFO("measurement " << expect[i]);
+    CHECK(mse[static_cast<int64_t>(i)].item<double>() == Approx((samples - x).pow(2).mean().item<double>()).epsilon(1e-4));
+  }
+  REQUIRE(run_cli("report " + out, dir + "/report.md") == 0);
+  CHECK(read_text(dir + "/report.md").find("measurements have no samples") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("Resuming skips complete cells and partial cells are never read as complete", "[runner][store]") {
   const auto dir = temp_dir("resume");
   const std::string out = dir + "/r.h5";

@@ -65,7 +65,8 @@ int cmd_evaluate(const std::vector<std::string>& args) {
   for (const auto& cell : cells) {
     bool has_samples = false;
     for (const auto& [k, t] : cell.arrays) has_samples |= k.rfind(schema::kSamplesGroup, 0) == 0;
-    const bool ok = schema::parse_status(cell.attr(schema::kStatus)) == schema::CellStatus::Ok;
+    // A diverged cell is scored over the measurements that kept samples, as when it ran; a failed one has none.
+    const bool ok = schema::parse_status(cell.attr(schema::kStatus)) != schema::CellStatus::Failed;
     if (!ok || !has_samples) {
       std::cerr << "cell " << cell.key << ": "
                 << (!ok ? "status " + cell.attr(schema::kStatus) : std::string("no stored samples"))
