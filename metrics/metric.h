@@ -123,6 +123,10 @@ double sliced_wasserstein(const at::Tensor& a, const at::Tensor& b, int64_t proj
 at::Tensor random_unit_directions(int64_t dim, int64_t projections, at::Generator& gen);
 // Exact W_2^2 between the empirical distributions of two sorted 1-D samples, per column: [n, P], [m, P] -> [P].
 at::Tensor wasserstein2_sq_sorted(const at::Tensor& a_sorted, const at::Tensor& b_sorted);
+// Per column, the integral of |Q_a - Q_b|^p over the quantile levels: W_p^p of two 1-D empirical measures.
+at::Tensor wasserstein_pow_sorted(const at::Tensor& a_sorted, const at::Tensor& b_sorted, double p);
+// The MCGdiff benchmark's sliced Wasserstein: the mean over random unit directions of W_1 of the projections.
+double sliced_wasserstein_mean_w1(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen);
 
 // `n` exact-posterior draws from the measurement's Reference stream: every sampler of a measurement, and
 // every metric of a cell, is judged against the same draws, made once per measurement and count.

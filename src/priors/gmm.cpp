@@ -38,6 +38,11 @@ GaussianMixture::GaussianMixture(const GmmParams& p, uint64_t seed)
   const int64_t k = p.grid * p.grid;
   if (p.weights == "uniform") {
     weights_ = at::full({k}, 1.0 / static_cast<double>(k), kF64);
+  } else if (p.weights == "chi2") {
+    // The MCGdiff benchmark's weights: w_k ∝ chi-square(1) draws, i.e. squares of standard normals.
+    auto gen = make_generator(seed);
+    auto z2 = at::randn({k}, gen, kF64).pow(2);
+    weights_ = z2 / z2.sum();
   } else {
     auto gen = make_generator(seed);
     auto u = at::rand({k}, gen, kF64);
@@ -185,8 +190,9 @@ PriorRegistrar reg_gmm(
       OptionSpec::integer("grid", 5, "grid points per axis; grid^2 components").at_least(1),
       OptionSpec::real("spacing", 8.0, "distance between neighbouring means").above(0),
       OptionSpec::real("variance", 1.0, "component variance v").above(0),
-      OptionSpec::choice("weights", "random", {"random", "uniform"},
-                         "random: w_k ∝ U[0,1] drawn from the experiment seed; uniform: 1/K"),
+      OptionSpec::choice("weights", "random", {"random", "uniform", "chi2"},
+                         "random: w_k ∝ U[0,1] drawn from the experiment seed; uniform: 1/K; chi2: w_k ∝ chi-square(1) "
+                         "draws (the MCGdiff benchmark's)"),
       OptionSpec::integer("ode_steps", 32, "Heun steps of the generator Phi (2*steps-1 score evaluations)")
           .at_least(1),
       OptionSpec::real("sigma_max", 80.0, "noise level where the generator starts").above(0),

@@ -14,7 +14,7 @@ struct GmmParams {
   int64_t grid = 5;          // points per axis: grid^2 components
   double spacing = 8.0;
   double variance = 1.0;     // v: every component has covariance v I
-  std::string weights = "random";  // random (w ∝ U[0,1]) or uniform
+  std::string weights = "random";  // random (w ∝ U[0,1]), uniform or chi2 (w ∝ chi-square(1) draws)
   int64_t ode_steps = 32;
   double sigma_max = 80.0;
   std::string start = "moment_matched";  // or "edm": x_T = sigma_max z

@@ -186,3 +186,28 @@ TEST_CASE("Exact GMM posterior: closed form and sampler agree", "[gmm]") {
   INFO("empirical " << emp_cov << " closed form " << full_cov);
   CHECK(((emp_cov - full_cov).abs() <= 4.5 * se_cov).all().item<bool>());
 }
+
+TEST_CASE("GMM weights: chi2 draws are far more uneven than uniform ones", "[gmm]") {
+  // With K = 25 components, w ∝ chi-square(1) has a squared coefficient of variation near Var(z^2)/E(z^2)^2 = 2,
+  // w ∝ U[0, 1] near (1/12)/(1/4) = 1/3 (normalisation by the sum lowers both a little). Averaged over 40 seeds.
+  auto cv2 = [](const std::string& kind) {
+    double total = 0;
+    for (uint64_t seed = 0; seed < 40; ++seed) {
+      GmmParams p;
+      p.dim = 2;
+      p.weights = kind;
+      p.ode_steps = 1;
+      GaussianMixture g(p, seed);
+      const auto& w = g.weights();
+      CHECK(w.sum().item<double>() == Approx(1.0));
+      total += (w.var(/*unbiased=*/false) / w.mean().pow(2)).item<double>() / 40;
+    }
+    return total;
+  };
+  const double chi2 = cv2("chi2"), uniform_draws = cv2("random");
+  INFO("mean squared CV: chi2 " << chi2 << ", random " << uniform_draws);
+  CHECK(chi2 > 1.2);
+  CHECK(chi2 < 2.4);
+  CHECK(uniform_draws > 0.2);
+  CHECK(uniform_draws < 0.45);
+}
