@@ -47,20 +47,24 @@ at::Tensor random_unit_directions(int64_t dim, int64_t projections, at::Generato
   return theta / theta.norm(2, 0, true);
 }
 
-double sliced_wasserstein(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen) {
+namespace {
+// W_p^p of the two clouds' projections on `projections` random unit directions, per direction.
+at::Tensor projected_wasserstein_pow(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen,
+                                     double p) {
   auto af = a.flatten(1).to(at::kDouble), bf = b.flatten(1).to(at::kDouble);
   const auto theta = random_unit_directions(af.size(1), projections, gen);
   auto pa = std::get<0>(af.matmul(theta).sort(0));
   auto pb = std::get<0>(bf.matmul(theta).sort(0));
-  return std::sqrt(wasserstein2_sq_sorted(pa, pb).mean().item<double>());
+  return wasserstein_pow_sorted(pa, pb, p);
+}
+}  // namespace
+
+double sliced_wasserstein(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen) {
+  return std::sqrt(projected_wasserstein_pow(a, b, projections, gen, 2.0).mean().item<double>());
 }
 
 double sliced_wasserstein_mean_w1(const at::Tensor& a, const at::Tensor& b, int64_t projections, at::Generator& gen) {
-  auto af = a.flatten(1).to(at::kDouble), bf = b.flatten(1).to(at::kDouble);
-  const auto theta = random_unit_directions(af.size(1), projections, gen);
-  auto pa = std::get<0>(af.matmul(theta).sort(0));
-  auto pb = std::get<0>(bf.matmul(theta).sort(0));
-  return wasserstein_pow_sorted(pa, pb, 1.0).mean().item<double>();
+  return projected_wasserstein_pow(a, b, projections, gen, 1.0).mean().item<double>();
 }
 
 namespace {
@@ -105,22 +109,22 @@ class MseToTruth : public Metric {
   }
 };
 
+std::vector<OptionSpec> sliced_wasserstein_options() {
+  return {OptionSpec::integer("projections", 1000, "random unit directions").at_least(1),
+          OptionSpec::integer("reference_samples", 2000, "exact-posterior draws (same for every sampler of a measurement)")
+              .at_least(2)};
+}
+
 MetricRegistrar reg_sw({"sliced_wasserstein",
                         "SW_2 distance between the samples and exact-posterior draws (sqrt of mean W_2^2 "
                         "over random directions)",
-                        {OptionSpec::integer("projections", 1000, "random unit directions").at_least(1),
-                         OptionSpec::integer("reference_samples", 2000,
-                                             "exact-posterior draws (same for every sampler of a measurement)")
-                             .at_least(2)},
+                        sliced_wasserstein_options(),
                         [](const Options& o) { return std::make_unique<SlicedWasserstein>(o, false); }});
 // The same comparison in the MCGdiff benchmark's published form, so that both can sit side by side in one table.
 MetricRegistrar reg_sw_w1({"sliced_wasserstein_w1",
                            "sliced Wasserstein in the MCGdiff benchmark's published form: the mean over random "
                            "directions of W_1 between the projected samples and exact-posterior draws",
-                           {OptionSpec::integer("projections", 1000, "random unit directions").at_least(1),
-                            OptionSpec::integer("reference_samples", 2000,
-                                                "exact-posterior draws (same for every sampler of a measurement)")
-                                .at_least(2)},
+                           sliced_wasserstein_options(),
                            [](const Options& o) { return std::make_unique<SlicedWasserstein>(o, true); }});
 MetricRegistrar reg_mean({"posterior_mean_rmse",
                           "RMSE per coordinate between the sample mean and the exact posterior mean",
