@@ -71,6 +71,8 @@ struct McgdiffOptions {
 class Mcgdiff {
  public:
   using Options = McgdiffOptions;
+  // A run's samples are draws from its final particles, not successive states: no chain diagnostics.
+  static constexpr bool kDrawsFormChains = false;
   struct State {
     at::Tensor xbar;  // [B, P, n]: the particles' spectral coordinates V^T x at the current level
     at::Tensor logw;  // [B, P] float64

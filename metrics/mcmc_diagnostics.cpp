@@ -218,6 +218,8 @@ class McmcDiagnostic : public Metric {
   }
   MetricLevel level() const override { return MetricLevel::PerMeasurement; }
   std::string sampler_unsupported(const MetricContext& c) const override {
+    if (!c.draws_form_chains)
+      return "the sampler's draws are not Markov chains (e.g. an SMC run's draws from its final particles)";
     if (c.chains <= 0 || c.draws_per_chain <= 0) return "";  // unknown here: checked per measurement
     return chain_problem(c.chains, c.draws_per_chain, "the sampler runs ");
   }

@@ -67,6 +67,7 @@ struct MetricContext {
   // `draws_per_chain` kept draws each (1 for samplers that run one chain per sample). 0 = unknown.
   int64_t chains = 0;
   int64_t draws_per_chain = 0;
+  bool draws_form_chains = true;  // Sampler::draws_form_chains: the draws of a chain are a Markov chain
 };
 
 // Thrown by compute() when this measurement's samples cannot be scored by the metric for a reason found

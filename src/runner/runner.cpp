@@ -94,6 +94,7 @@ Components build(const CellSpec& spec, PriorCache& priors) {
   ctx.samples = spec.samples_per_measurement;
   ctx.chains = c.sampler->num_chains(spec.samples_per_measurement);
   ctx.draws_per_chain = ctx.chains > 0 ? spec.samples_per_measurement / ctx.chains : 0;
+  ctx.draws_form_chains = c.sampler->draws_form_chains();
   for (const auto& m : spec.metrics) {
     std::unique_ptr<Metric> metric;
     try {

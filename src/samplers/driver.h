@@ -37,6 +37,12 @@ struct HasBudgetRule<K, std::void_t<decltype(std::declval<const K&>().fit_budget
                                                                                  std::declval<const Prior&>()))>>
     : std::true_type {};
 
+// Kernels whose chains are not Markov chains declare `static constexpr bool kDrawsFormChains = false;`.
+template <class K, class = void>
+struct DrawsFormChains : std::true_type {};
+template <class K>
+struct DrawsFormChains<K, std::void_t<decltype(K::kDrawsFormChains)>> : std::bool_constant<K::kDrawsFormChains> {};
+
 template <class K>
 class KernelSampler : public Sampler {
  public:
@@ -56,6 +62,7 @@ class KernelSampler : public Sampler {
   int64_t planned_nfe(int64_t num_samples, const Prior& prior) const override {
     return kernel_.planned_nfe(num_samples, prior);
   }
+  bool draws_form_chains() const override { return DrawsFormChains<K>::value; }
   BudgetFit fit_budget(int64_t budget, int64_t num_samples, const Prior& prior) const override {
     if constexpr (HasBudgetRule<K>::value) {
       check_needs(kernel_.needs(), name_, prior, nullptr);

@@ -92,6 +92,9 @@ class Sampler {
   // How many of those chains go through the network together (the batch of one network call): the
   // runner's --threads auto chooses intra-op threads from it.
   virtual int64_t chains_per_batch(int64_t num_samples) const { return num_chains(num_samples); }
+  // Whether a chain's kept draws are successive states of one Markov chain, which the chain diagnostics
+  // (ESS, R-hat, autocorrelation time) assume; an SMC run's draws from its final particles are not.
+  virtual bool draws_form_chains() const { return true; }
   // Planned NFE per measurement for `num_samples` samples (a formula: never a capability check).
   virtual int64_t planned_nfe(int64_t num_samples, const Prior& prior) const = 0;
   virtual SamplerOutput run(const Problem& problem, int64_t num_samples,

@@ -4,12 +4,15 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "core/rng.h"
 #include "metrics/metric.h"
 #include "operators/lowrank.h"
 #include "priors/gmm.h"
 #include "samplers/sampler.h"
+#include "store/result_store.h"
 #include "test_util.h"
 
 using namespace psbench;
@@ -138,4 +141,27 @@ TEST_CASE("MCGdiff draws several samples from one run, the same whatever the bat
                         ->run(problem, 8, chain_seeds(2, 3));
   CHECK(at::allclose(out.samples, one_by_one.samples, 1e-10, 1e-12));
   CHECK_THROWS_WITH(s->num_chains(6), Catch::Contains("samples_per_run=4"));
+}
+
+TEST_CASE("Chain diagnostics are not computed on the draws of an SMC run", "[baselines][smc][cli]") {
+  CHECK_FALSE(make_sampler("mcgdiff", {})->draws_form_chains());
+  CHECK(make_sampler("noise_langevin", {})->draws_form_chains());
+  const auto dir = temp_dir("smc_diagnostics");
+  {
+    std::ofstream f(dir + "/smc.yaml");
+    f << "name: smc_diagnostics\nseed: 1\nmeasurements: 1\nsamples_per_measurement: 8\n"
+         "metrics: [ess_bulk, rhat, posterior_mean_rmse]\n"
+         "tasks: [{name: gmm_lowrank, d_y: 2, sigma_y: 0.3}]\npriors: [{name: gmm, dim: 4, ode_steps: 2}]\n"
+         "samplers: [{name: mcgdiff, particles: 8, steps: 5, samples_per_run: 4}]\n";
+  }
+  REQUIRE(run_cli("run " + dir + "/smc.yaml --out " + dir + "/smc.h5", dir + "/run.log") == 0);
+  auto cells = Hdf5Store(dir + "/smc.h5", "r").read_all();
+  REQUIRE(cells.size() == 1);
+  const auto& c = cells.front();
+  CHECK(c.attr("status") == "ok");
+  CHECK(c.arrays.count("metrics/posterior_mean_rmse"));
+  CHECK_FALSE(c.arrays.count("metrics/ess_bulk"));
+  CHECK_FALSE(c.arrays.count("metrics/rhat"));
+  CHECK(c.attr("metrics_skipped").find("not Markov chains") != std::string::npos);
+  std::filesystem::remove_all(dir);
 }
