@@ -1,6 +1,7 @@
 #include <hdf5.h>
 
 #include <cstdio>
+#include <iostream>
 #include <stdexcept>
 #include <sys/stat.h>
 
@@ -288,6 +289,26 @@ CellRecord read_record(hid_t parent, const std::string& name, const std::string&
 }
 
 std::string measurements_path(const std::string& key) { return std::string(schema::kMeasurementsGroup) + "/" + key; }
+
+// A SIGKILL while HDF5 creates or extends the progress file can leave it unreadable. It holds only measurements
+// that can be run again, so it is moved aside to <file>.damaged (kept for inspection; a later one replaces it)
+// with a warning, and the run goes on as if it were absent: never an abort over a cache.
+void set_aside_if_damaged(const std::string& path) {
+  if (!file_exists(path)) return;
+  {
+    Silence quiet;
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f >= 0) {
+      H5Fclose(f);
+      return;
+    }
+  }
+  const std::string aside = path + ".damaged";
+  if (std::rename(path.c_str(), aside.c_str()) != 0)
+    throw std::runtime_error(path + ": unreadable progress file, and it cannot be moved aside to " + aside);
+  std::cerr << "psbench: warning: " << path << " is not a readable HDF5 file (interrupted while written); moved to "
+            << aside << ", its measurements run again\n";
+}
 }  // namespace
 
 // Stored measurements live in a file beside the results ("<results>.inprogress.h5"): HDF5 does not give back
@@ -297,6 +318,7 @@ std::string Hdf5Store::measurements_file() const { return path_ + ".inprogress.h
 
 void Hdf5Store::write_measurement(const std::string& key, int64_t m, const CellRecord& part) {
   if (!writable_) throw std::logic_error("Hdf5Store opened read-only");
+  set_aside_if_damaged(measurements_file());
   Handle f(open_file(measurements_file(), true), H5Fclose, "open " + measurements_file());
   Silence quiet;
   Handle group(open_group_path(f, measurements_path(key), true), H5Gclose, "open " + measurements_path(key));
@@ -316,6 +338,7 @@ void Hdf5Store::write_measurement(const std::string& key, int64_t m, const CellR
 
 std::map<int64_t, CellRecord> Hdf5Store::read_measurements(const std::string& key) const {
   std::map<int64_t, CellRecord> out;
+  set_aside_if_damaged(measurements_file());
   if (!file_exists(measurements_file())) return out;
   Handle f(open_file(measurements_file(), false), H5Fclose, "open " + measurements_file());
   Silence quiet;
@@ -330,6 +353,7 @@ std::map<int64_t, CellRecord> Hdf5Store::read_measurements(const std::string& ke
 }
 
 void Hdf5Store::drop_measurements(const std::string& key) {
+  set_aside_if_damaged(measurements_file());
   if (!file_exists(measurements_file())) return;
   bool empty = false;
   {

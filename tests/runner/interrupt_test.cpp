@@ -114,6 +114,22 @@ TEST_CASE("SIGKILL at random moments then resume gives every cell bit for bit as
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("A progress file left unreadable by a kill is moved aside and the run ends as an uninterrupted one",
+          "[runner][interrupt]") {
+  // What a SIGKILL while HDF5 creates the progress file leaves behind (seen once in CI): a file that is not HDF5.
+  const auto dir = temp_dir("damaged_progress");
+  const std::string yaml = dir + "/k.yaml", out = dir + "/out.h5";
+  std::ofstream(yaml) << kInterruptExperiment;
+  REQUIRE(run_cli("run " + yaml + " --out " + dir + "/ref.h5", dir + "/ref.log") == 0);
+  std::ofstream(out + ".inprogress.h5") << "HDF5 killed mid-write";
+  REQUIRE(run_cli("run " + yaml + " --out " + out, dir + "/run.log") == 0);
+  CHECK(read_text(dir + "/run.log").find("moved to " + out + ".inprogress.h5.damaged") != std::string::npos);
+  CHECK(std::filesystem::exists(out + ".inprogress.h5.damaged"));
+  CHECK_FALSE(std::filesystem::exists(out + ".inprogress.h5"));
+  check_same_results(Hdf5Store(dir + "/ref.h5", "r").read_all(), Hdf5Store(out, "r").read_all());
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("SIGINT and SIGTERM stop a run at a measurement boundary with exit code 3 and a resumable file",
           "[runner][interrupt]") {
   const auto dir = temp_dir("sigint");
