@@ -135,7 +135,7 @@ class Mcgdiff {
       last[static_cast<size_t>(i)] = k;
     }
     s.last_level = at::tensor(last, at::TensorOptions().dtype(at::kLong));
-    const int64_t n = numel_of(ctx.problem.prior().data_shape());
+    const int64_t n = numel(ctx.problem.prior().data_shape());
     const double sT = s.sigmas[0];
     auto z = ctx.rng.normal({o_.smc.particles, n});  // [B, P, n]
     auto x = (sT * z).to(at::kDouble);
@@ -207,10 +207,8 @@ class Mcgdiff {
   at::Tensor ok(const State& s, const StepContext& ctx) const {
     const double sig = s.sigmas[ctx.t + 1];
     const double bound = o_.divergence_threshold * (1.0 + sig * sig + s.sigma_data * s.sigma_data);
-    auto xb = s.xbar.to(at::kDouble);
-    auto finite = at::isfinite(xb).flatten(1).all(1) & at::isfinite(s.logw).any(1);
-    auto ms = at::where(at::isfinite(xb), xb, at::zeros_like(xb)).pow(2).flatten(1).mean(1);
-    return finite & (ms <= bound);
+    return finite_and_bounded(s.xbar.to(at::kDouble), at::scalar_tensor(bound, at::kDouble)) &
+           at::isfinite(s.logw).any(1);
   }
   std::string divergence(const StepContext& ctx) const {
     return "non-finite particles or weights, or particles' mean square above " + format_value(o_.divergence_threshold) +
@@ -219,11 +217,6 @@ class Mcgdiff {
   }
 
  private:
-  static int64_t numel_of(const Shape& shape) {
-    int64_t n = 1;
-    for (auto d : shape) n *= d;
-    return n;
-  }
   // c_{k,i} [r], the potentials' variances at grid level k: sigma_k^2 - tau_i^2 + kappa before k_i,
   // tau_i^2 - rho_i^2 + kappa at k_i, infinite (no potential) after it.
   at::Tensor potential_variance(const State& s, int64_t level) const {
