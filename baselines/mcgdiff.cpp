@@ -47,7 +47,6 @@ struct McgdiffOptions {
   int64_t steps = 100;
   double kappa = 1e-4;
   SmcOptions smc;
-  double divergence_threshold = 1e4;
   static const OptionSchema<McgdiffOptions>& schema() {
     static const auto s = [] {
       using O = McgdiffOptions;
@@ -58,21 +57,15 @@ struct McgdiffOptions {
              "variance added to the guiding potentials (the paper's kappa), so that none is a point mass at sigma = tau_i")
           .above(0);
       s.group(&O::smc, SmcOptions::schema());
-      s.real(&O::divergence_threshold, "divergence_threshold", 1e4,
-             "a run whose particles' mean square exceeds this times (1 + sigma^2 + sigma_data^2), or any particle or all "
-             "weights non-finite, is marked diverged")
-          .above(0);
       return s;
     }();
     return s;
   }
 };
 
-class Mcgdiff {
+class Mcgdiff : public SmcKernel {
  public:
   using Options = McgdiffOptions;
-  // A run's samples are draws from its final particles, not successive states: no chain diagnostics.
-  static constexpr bool kDrawsFormChains = false;
   struct State {
     at::Tensor xbar;  // [B, P, n]: the particles' spectral coordinates V^T x at the current level
     at::Tensor logw;  // [B, P] float64
@@ -88,30 +81,9 @@ class Mcgdiff {
       out = keep_defined_rows(out, rows);
     }
   };
-  explicit Mcgdiff(Options o) : o_(o) {}
+  explicit Mcgdiff(Options o) : SmcKernel("mcgdiff", o.steps, o.smc), o_(o) {}
 
   Needs needs() const { return {.denoiser = true, .svd = true}; }
-  void validate(const Prior&) const {}
-  int64_t chains(int64_t n) const {
-    if (n % o_.smc.samples_per_run != 0)
-      throw ConfigError("sampler mcgdiff: samples_per_measurement=" + std::to_string(n) +
-                        " is not a multiple of samples_per_run=" + std::to_string(o_.smc.samples_per_run));
-    return n / o_.smc.samples_per_run;
-  }
-  std::vector<Phase> phases(int64_t, const Prior&) const { return {Phase::of("smc", o_.steps, false, Keep::Last)}; }
-  int64_t planned_nfe(int64_t n, const Prior&) const { return chains(n) * o_.smc.particles * o_.steps; }
-
-  // Budget rule: S = floor(B / (R P)) levels for R = K / samples_per_run runs of P particles.
-  BudgetFit fit_budget(int64_t budget, int64_t n, const Prior&) const {
-    const int64_t per_level = chains(n) * o_.smc.particles;
-    const int64_t steps = budget / per_level;
-    if (steps < 1)
-      throw ConfigError(budget_error("mcgdiff", budget, n,
-                                     "one level costs " + std::to_string(per_level) + " (runs x particles)"));
-    return {{{"steps", steps}},
-            "S = floor(B / (R P)) = floor(" + std::to_string(budget) + " / " + std::to_string(per_level) +
-                ") = " + std::to_string(steps) + " levels"};
-  }
 
   State init(const StepContext& ctx) const {
     const auto& den = ctx.problem.denoiser("mcgdiff");
@@ -149,19 +121,14 @@ class Mcgdiff {
     s.logw = at::zeros({z.size(0), o_.smc.particles}, at::TensorOptions().dtype(at::kDouble));
     return s;
   }
-  State enter(State s, const StepContext&) const { return s; }
 
   Step<State> step(State s, const StepContext& ctx) const {
     at::NoGradGuard no_grad;
     const double sig = s.sigmas[ctx.t], sig_next = s.sigmas[ctx.t + 1];
     const int64_t b = s.xbar.size(0), p = s.xbar.size(1), n = s.xbar.size(2), r = s.svd->rank();
     const auto dtype = s.xbar.scalar_type();
-    auto x = s.svd->v(s.xbar.reshape({b * p, n}));
-    auto d = ctx.problem.denoise(x, at::full({b * p}, sig, x.options()), false, ctx.nfe);
-    auto dbar = s.svd->vt(d).view({b, p, n}).to(at::kDouble);
-    const double a = sig_next * sig_next / (sig * sig), var = sig_next * sig_next * (1.0 - a);
+    auto [m, var] = smc_spectral_move(s.xbar, *s.svd, sig, sig_next, ctx);  // [B, P, n], v
     auto xb = s.xbar.to(at::kDouble);
-    auto m = a * xb + (1.0 - a) * dbar;  // [B, P, n]
     Step<State> out;
     // Coordinates still guided at the next level; the others' potentials no longer change (weight 1).
     const auto guided = (s.last_level >= ctx.t + 1).to(at::kDouble);  // [r]
@@ -172,15 +139,7 @@ class Mcgdiff {
                            log_normal_each(s.ybar, xb.narrow(2, 0, r), c_now));
       s.logw = s.logw + inc.sum(2);
     }
-    const auto ess = smc_ess(s.logw);  // [B]
-    const auto need = ess < o_.smc.resample_ess * static_cast<double>(p) - 1e-9;
-    const auto normals = ctx.rng.normal({p});  // drawn at every step: a run's stream never depends on its weights
-    auto idx = smc_ancestors(s.logw, normals, o_.smc.resampling);
-    idx = at::where(need.unsqueeze(1), idx, at::arange(p, idx.options()).unsqueeze(0).expand({b, p}));
-    m = smc_gather(m, idx);
-    s.logw = at::where(need.unsqueeze(1), at::zeros_like(s.logw), s.logw);
-    out.info.add("ess_fraction", ess / static_cast<double>(p));
-    out.info.add("resampled", need.to(at::kDouble));
+    m = smc_gather(m, smc_resample(s.logw, o_.smc, ctx.rng, out.info));
 
     auto xi = ctx.rng.normal({p, n}).to(at::kDouble);
     auto next = m + std::sqrt(var) * xi;
@@ -190,31 +149,14 @@ class Mcgdiff {
                                  (k * c_next + (1.0 - guided) * var).sqrt() * xi.narrow(2, 0, r));
     }
     s.xbar = next.to(dtype);
-    if (ctx.t + 1 == o_.steps) {
-      const int64_t j = o_.smc.samples_per_run;
-      auto pick = smc_ancestors(s.logw, ctx.rng.normal({j}), o_.smc.resampling);
-      auto chosen = smc_gather(s.xbar, pick).reshape({b * j, n});
-      auto img = s.svd->v(chosen);
-      Shape shape{b, j};
-      for (auto dim : ctx.problem.prior().data_shape()) shape.push_back(dim);
-      s.out = img.reshape(shape);
-      out.info.add("final_ess_fraction", smc_ess(s.logw) / static_cast<double>(p));
-    }
+    smc_drop_runaways(s.logw, s.xbar, o_.smc, sig_next, s.sigma_data);
+    if (ctx.t + 1 == o_.steps)
+      s.out = smc_as_samples(s.svd->v(smc_final_draws(s.xbar, s.logw, o_.smc, ctx.rng, out.info)), b,
+                             ctx.problem.prior());
     out.state = std::move(s);
     return out;
   }
-  at::Tensor sample(const State& s) const { return s.out; }
-  at::Tensor ok(const State& s, const StepContext& ctx) const {
-    const double sig = s.sigmas[ctx.t + 1];
-    const double bound = o_.divergence_threshold * (1.0 + sig * sig + s.sigma_data * s.sigma_data);
-    return finite_and_bounded(s.xbar.to(at::kDouble), at::scalar_tensor(bound, at::kDouble)) &
-           at::isfinite(s.logw).any(1);
-  }
-  std::string divergence(const StepContext& ctx) const {
-    return "non-finite particles or weights, or particles' mean square above " + format_value(o_.divergence_threshold) +
-           " (1 + sigma^2 + sigma_data^2) at level " + std::to_string(ctx.t + 1) + "; particles=" +
-           std::to_string(o_.smc.particles) + ", steps=" + std::to_string(o_.steps) + ", kappa=" + format_value(o_.kappa);
-  }
+  std::string divergence(const StepContext& ctx) const { return SmcKernel::divergence(ctx) + ", kappa=" + format_value(o_.kappa); }
 
  private:
   // c_{k,i} [r], the potentials' variances at grid level k: sigma_k^2 - tau_i^2 + kappa before k_i,
