@@ -29,6 +29,10 @@ const OptionSchema<GuidedDiffusionOptions>& GuidedDiffusionOptions::dps_schema()
              {{"denoiser", O::X0::Denoiser}, {"consistency", O::X0::Consistency}},
              "x0_hat for the guidance: Tweedie D(x_t, sigma) (DPS-DM) or the consistency function f(x_t, sigma) "
              "(DPS-CM)");
+    s.choice(&O::guidance_frame, "guidance_frame", O::Frame::Ve, {{"ve", O::Frame::Ve}, {"vp", O::Frame::Vp}},
+             "ve: the guidance step in psbench's variance-exploding x_sigma; vp: in the DPS paper's variance-preserving "
+             "x_t, i.e. times sqrt((1 + sigma_i^2)(1 + sigma_(i+1)^2)) here")
+        .added_later();
     s.real(&O::divergence_threshold, "divergence_threshold", 1e4,
            "a run with ||x||^2/dim above this times (sigma^2 + sigma_data^2), or non-finite, is stopped and marked "
            "diverged")
@@ -137,6 +141,7 @@ Step<GuidedDiffusion::State> GuidedDiffusion::step(State st, const StepContext& 
     const double coef = o_.convention == Options::Convention::Paper ? o_.step_scale : 0.5 * o_.step_scale;
     guidance = coef * grad / norm.reshape(bshape);
   }
+  if (o_.guidance_frame == Options::Frame::Vp) guidance = guidance * std::sqrt((1.0 + s * s) * (1.0 + s_next * s_next));
   Step<State> out;
   out.info.add("residual_norm", norm);
   out.info.add("guidance_norm", guidance.flatten(1).norm(2, 1));

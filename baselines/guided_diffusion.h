@@ -11,6 +11,10 @@
 // consistency model), and the step is
 //   x_{i+1} = EulerAncestral(x_i; x0_hat) - zeta sigma_i grad_{x_i} sum_j ||y - A(x0_j)||,
 // with x0_j = x0_hat + r_t eps_j, r_t = r_scale sigma / sqrt(1 + sigma^2) for LGD and x0_j = x0_hat for DPS.
+// guidance_frame: vp takes the guidance step as the DPS paper does, in the variance-preserving frame
+// x_t = sqrt(abar_t) x_sigma with 1 / abar_t = 1 + sigma^2: grad_{x_t} = grad_{x_sigma} / sqrt(abar_t) and the
+// step maps back to x_{sigma_{i+1}} through 1 / sqrt(abar_{t-1}), so zeta_i gains sqrt((1 + sigma_i^2)(1 +
+// sigma_{i+1}^2)) -- up to 6400 at sigma 80, where the mixture's mode is chosen.
 // Every sample is an independent run (chains = samples); a run of S steps costs S forward+backward
 // evaluations of the x0 estimator (times its evaluations per call) plus, for DPS-CM, S forward passes of D.
 #include <string>
@@ -28,6 +32,10 @@ struct GuidedDiffusionOptions {
   enum class Convention { Paper, Code, Cps };
   enum class X0 { Denoiser, Consistency };
   enum class Aggregate { Mean, LogMeanExp };
+  // ve: the guidance step is taken in the variance-exploding x_sigma psbench samples in; vp: it is taken in the
+  // variance-preserving x_t = x_sigma / sqrt(1 + sigma^2) of the DPS paper (DDPM) and mapped back, which
+  // multiplies it by sqrt((1 + sigma_i^2)(1 + sigma_{i+1}^2)).
+  enum class Frame { Ve, Vp };
   int64_t steps = 100;
   double step_scale = 1.0;  // zeta' (paper) or the official code's `scale`
   Convention convention = Convention::Paper;
@@ -35,6 +43,7 @@ struct GuidedDiffusionOptions {
   int64_t mc_draws = 0;  // LGD: m draws around x0_hat (0 = DPS)
   double r_scale = 1.0;  // LGD: multiplies r_t
   Aggregate aggregate = Aggregate::Mean;
+  Frame guidance_frame = Frame::Ve;
   double divergence_threshold = 1e4;
   static const OptionSchema<GuidedDiffusionOptions>& dps_schema();
   static const OptionSchema<GuidedDiffusionOptions>& lgd_schema();

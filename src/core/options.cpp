@@ -167,7 +167,7 @@ Options resolve_options(const std::string& component, const std::vector<OptionSp
   std::map<std::string, OptionValue> exec;
   for (const auto& spec : specs) {
     if (!given.count(spec.key)) given[spec.key] = spec.default_value;
-    if (spec.execution_only) exec[spec.key] = spec.default_value;
+    if (spec.execution_only || spec.keyless_default) exec[spec.key] = spec.default_value;
   }
   return Options(component, std::move(given), std::move(exec));
 }

@@ -32,6 +32,9 @@ struct OptionSpec {
   // not depend on them; a value set away from the default enters the key, so that rows differing only in
   // it (a timing comparison of batch sizes) stay distinct cells.
   bool execution_only = false;
+  // An option added after results were stored under keys that lack it: left out of the key while at its
+  // default (which reproduces what those results computed), so that they keep their keys.
+  bool keyless_default = false;
 
   // Fluent builders used by registrations.
   static OptionSpec real(std::string key, double def, std::string help);
@@ -43,6 +46,7 @@ struct OptionSpec {
   OptionSpec& above(double lo) { min = lo; min_exclusive = true; return *this; }
   OptionSpec& at_most(double hi) { max = hi; return *this; }
   OptionSpec& execution() { execution_only = true; return *this; }
+  OptionSpec& added_later() { keyless_default = true; return *this; }
 
   std::string type_name() const;
   std::string describe() const;  // "key (type, default D, range): help"
@@ -54,7 +58,7 @@ std::string format_value(const OptionValue& v);  // canonical text: %.17g for re
 class Options {
  public:
   Options() = default;
-  // `execution_defaults`: the execution-only options and their defaults.
+  // `execution_defaults`: the options left out of the key at their defaults (execution-only, added later).
   Options(std::string component, std::map<std::string, OptionValue> values,
           std::map<std::string, OptionValue> execution_defaults = {})
       : component_(std::move(component)), values_(std::move(values)),

@@ -458,3 +458,44 @@ TEST_CASE("pseudo_inverse returns A^+ y K times at no NFE and is a config error 
     CHECK(std::string(err.what()) == "sampler pseudo_inverse: task 'phase_retrieval' has no pseudo-inverse");
   }
 }
+
+// guidance_frame vp multiplies the guidance step by sqrt((1 + sigma_i^2)(1 + sigma_{i+1}^2)) (the DPS paper's
+// variance-preserving frame mapped to x_sigma). Under convention paper the step is linear in step_scale, so with
+// the same random numbers x(zeta) = u - zeta g and x(2 zeta) = u - 2 zeta g give zeta g, and the vp step must be
+// x(zeta) - (f - 1) zeta g.
+TEST_CASE("DPS and LGD in the vp guidance frame scale the guidance step by the frame factor", "[baselines]") {
+  const int64_t d = 3;
+  GaussianMixture prior(at::zeros({1, d}, kF64), at::ones({1}, kF64), 0.25, 6);
+  auto gen = make_generator(3);
+  LowRankOperator op(d, 2, gen);
+  Problem problem(prior, op, GaussianNoise{0.1}, at::tensor({0.4, -0.3}, kF64));
+  const int64_t steps = 10;
+  for (const bool lgd : {false, true}) {
+    for (const int64_t t : {int64_t{0}, int64_t{6}}) {
+      auto step = [&](double zeta, GuidedDiffusionOptions::Frame frame) {
+        auto o = (lgd ? GuidedDiffusionOptions::lgd_schema() : GuidedDiffusionOptions::dps_schema()).defaults();
+        o.steps = steps;
+        o.step_scale = zeta;
+        o.guidance_frame = frame;
+        GuidedDiffusion kernel(lgd ? "lgd" : "dps", o);
+        std::vector<at::Generator> gens{make_generator(21), make_generator(22)};
+        std::vector<int64_t> rows{0, 1};
+        ChainRng rng(gens, rows, at::kDouble);
+        NfeCount nfe;
+        StepContext ctx{problem, rng, nfe, 0, t, false, {}};
+        auto state = kernel.init(ctx);
+        state.x = at::tensor({2.0, -0.5, 0.9, -1.5, 0.3, -0.2}, kF64).reshape({2, d});
+        return std::make_pair(kernel.step(state, ctx).state.x, state.sigmas);
+      };
+      const double zeta = 0.3;
+      const auto [x1, sig] = step(zeta, GuidedDiffusionOptions::Frame::Ve);
+      const auto x2 = step(2 * zeta, GuidedDiffusionOptions::Frame::Ve).first;
+      const auto xvp = step(zeta, GuidedDiffusionOptions::Frame::Vp).first;
+      const double f = std::sqrt((1 + sig[t] * sig[t]) * (1 + sig[t + 1] * sig[t + 1]));
+      const auto zeta_g = x1 - x2;
+      INFO((lgd ? "LGD" : "DPS") << " at sigma " << sig[t] << ", factor " << f);
+      REQUIRE(zeta_g.abs().max().item<double>() > 1e-8);  // the guidance is not zero
+      CHECK(at::allclose(xvp, x1 - (f - 1) * zeta_g, 1e-8, 1e-10));
+    }
+  }
+}

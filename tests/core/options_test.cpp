@@ -27,3 +27,13 @@ TEST_CASE("Canonical values round-trip", "[options]") {
   CHECK(format_value(80.0) == "80");
   CHECK(format_value(0.0001) == "0.0001");
 }
+
+TEST_CASE("An option added later stays out of the key at its default and enters it when set", "[options]") {
+  const std::vector<OptionSpec> specs{OptionSpec::real("step", 1.0, ""),
+                                      OptionSpec::choice("frame", "ve", {"ve", "vp"}, "").added_later()};
+  const auto at_default = resolve_options("s", specs, {{"step", 2.0}});
+  CHECK(at_default.canonical() == "s{step=2}");  // the key a file written before `frame` existed has
+  CHECK(at_default.get_string("frame") == "ve");
+  const auto set = resolve_options("s", specs, {{"step", 2.0}, {"frame", std::string("vp")}});
+  CHECK(set.canonical() == "s{frame=vp,step=2}");
+}

@@ -37,6 +37,11 @@ std::vector<BudgetCase> budget_cases() {
       {"{name: noise_langevin, chains: 2, warm_start_steps: 30, burn_in: 10, step_size: 1.0e-3}", chains(2)},
       {"{name: noise_mala, chains: 2, warm_start_steps: 30, burn_in: 10, adapt_steps: 10}", chains(2)},
       {"{name: noise_pcn, chains: 4, warm_start_steps: 0, burn_in: 5}", chains(4)},
+      // SMC: K / samples_per_run = 2 runs of P particles, one evaluation per particle and level (TDS: P = 4 and a
+      // soft twist, so that no run loses all its particles; see baselines/tds.cpp).
+      {"{name: mcgdiff, particles: 2, samples_per_run: 2}", per_run(1)},
+      {"{name: fps, particles: 2, samples_per_run: 2}", per_run(1)},
+      {"{name: tds, particles: 4, samples_per_run: 2, twist_scale: 0.1}", per_run(2)},
   };
 }
 
