@@ -31,6 +31,7 @@ std::vector<BudgetCase> budget_cases() {
       {"{name: dps, x0_estimate: consistency}", cm(1)},
       {"{name: dps, x0_estimate: consistency, convention: cps}", cm(0)},
       {"{name: lgd, mc_draws: 3}", per_run(1)},
+      {"{name: pigdm}", per_run(1)},
       {"{name: daps, ode_steps: 2, langevin_steps: 3}", per_run(2)},
       {"{name: daps, ode_steps: 2, ode_solver: heun, langevin_steps: 3}", per_run(3)},
       {"{name: almc, warm_start_steps: 20}", per_run(1)},

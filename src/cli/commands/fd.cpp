@@ -94,7 +94,7 @@ int cmd_fd(const std::vector<std::string>& args) {
   return 0;
 }
 
-CommandRegistrar reg_fd({"fd", "fd --images FILE.h5[:DATASET] [--reference fashion_mnist:test]",
+CommandRegistrar reg_fd_command({"fd", "fd --images FILE.h5[:DATASET] [--reference fashion_mnist:test]",
                       "Fréchet distance and KID of an image set against a reference on fmnist_cnn features", cmd_fd});
 
 }  // namespace
