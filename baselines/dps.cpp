@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "baselines/guided_diffusion.h"
+#include "baselines/reverse_diffusion.h"
 #include "priors/ode_generator.h"
 #include "samplers/chain_util.h"
 #include "samplers/driver.h"
@@ -33,10 +34,7 @@ const OptionSchema<GuidedDiffusionOptions>& GuidedDiffusionOptions::dps_schema()
              "ve: the guidance step in psbench's variance-exploding x_sigma; vp: in the DPS paper's variance-preserving "
              "x_t, i.e. times sqrt((1 + sigma_i^2)(1 + sigma_(i+1)^2)) here")
         .added_later();
-    s.real(&O::divergence_threshold, "divergence_threshold", 1e4,
-           "a run with ||x||^2/dim above this times (sigma^2 + sigma_data^2), or non-finite, is stopped and marked "
-           "diverged")
-        .above(0);
+    add_divergence_threshold(s, &O::divergence_threshold);
     return s;
   }();
   return s;
@@ -63,15 +61,7 @@ int64_t GuidedDiffusion::planned_nfe(int64_t n, const Prior& prior) const {
 }
 
 BudgetFit GuidedDiffusion::fit_budget(int64_t budget, int64_t n, const Prior& prior) const {
-  const int64_t c = evaluations_per_step(prior);
-  const int64_t steps = budget / (n * c);
-  if (steps < 1)
-    throw ConfigError(budget_error(name_, budget, n, "one step of each of the " + std::to_string(n) + " runs costs " +
-                                                         std::to_string(n * c) + " (" + std::to_string(c) +
-                                                         " per step and run)"));
-  return {{{"steps", steps}},
-          "steps = floor(B / (K c)) = floor(" + std::to_string(budget) + " / (" + std::to_string(n) + " x " +
-              std::to_string(c) + ")) = " + std::to_string(steps)};
+  return diffusion_fit_budget(name_, budget, n, evaluations_per_step(prior));
 }
 
 GuidedDiffusion::State GuidedDiffusion::init(const StepContext& ctx) const {
@@ -159,15 +149,13 @@ Step<GuidedDiffusion::State> GuidedDiffusion::step(State st, const StepContext& 
 }
 
 at::Tensor GuidedDiffusion::ok(const State& s, const StepContext& ctx) const {
-  const double s_next = s.sigmas[ctx.t + 1], sd = s.sigma_data;
-  return finite_and_bounded(s.x, at::scalar_tensor(o_.divergence_threshold * (s_next * s_next + sd * sd), s.x.options()));
+  return diffusion_ok(s.x, s.sigmas[ctx.t + 1], s.sigma_data, o_.divergence_threshold);
 }
 
 std::string GuidedDiffusion::divergence(const StepContext& ctx) const {
   const auto& den = ctx.problem.denoiser(name_);
-  const double sigma = karras_sigmas(o_.steps, den.sigma_min(), den.sigma_max())[ctx.t];
-  return "non-finite or ||x||^2/dim > " + format_value(o_.divergence_threshold) +
-         " (sigma^2 + sigma_data^2), sigma=" + format_value(sigma) + "; step_scale=" + format_value(o_.step_scale);
+  return diffusion_divergence(o_.divergence_threshold, karras_sigmas(o_.steps, den.sigma_min(), den.sigma_max())[ctx.t]) +
+         "; step_scale=" + format_value(o_.step_scale);
 }
 
 namespace {

@@ -132,6 +132,34 @@ TEST_CASE("DPS, DPS-CM, LGD, ALMC and DAPS beat the prior by a clear margin on a
   }
 }
 
+TEST_CASE("Unconditional draws sit at the prior distance and PiGDM, DDRM, DDNM, DDNM+, DiffPIR beat it on a Gaussian mixture",
+          "[baselines][statistical]") {
+  GmmProblem gp;
+  Problem problem = gp.problem();
+  const int64_t k = 100;
+  const Reference s(gp, k);
+  // unconditional draws go through the ODE generator (8 steps): within a fifth of the exact prior draws' distance.
+  auto prior = make_sampler("unconditional", {})->run(problem, k, chain_seeds(k, 11));
+  REQUIRE(prior.samples.size(0) == k);
+  CHECK(prior.sampling_nfe.forward == k * gp.gmm.generator()->evaluations_per_call());
+  const double sw_prior = sw(prior.samples, s.ref);
+  INFO("unconditional: SW " << sw_prior << ", exact prior draws " << s.prior);
+  CHECK(std::abs(sw_prior / s.prior - 1) < 0.2);
+  const std::vector<std::pair<std::string, std::map<std::string, OptionValue>>> cases = {
+      {"pigdm", {{"steps", int64_t{100}}}},
+      {"ddrm", {{"steps", int64_t{20}}}},
+      {"ddnm", {{"steps", int64_t{100}}}},
+      {"ddnm_plus", {{"steps", int64_t{100}}}},
+      {"diffpir", {{"steps", int64_t{100}}}}};
+  for (const auto& [name, opts] : cases) {
+    auto out = make_sampler(name, opts)->run(problem, k, chain_seeds(k, 11));
+    REQUIRE(out.samples.size(0) == k);
+    const double sw_sampler = sw(out.samples, s.ref);
+    INFO(name << ": SW " << sw_sampler << ", prior " << s.prior << ", exact floor " << s.floor_mean);
+    CHECK(sw_sampler < 0.6 * s.prior);
+  }
+}
+
 TEST_CASE("Baseline NFE accounting is exact: S steps and K samples cost S*K evaluations", "[baselines]") {
   GmmProblem gp(4);  // Phi and f: 2*4-1 = 7 evaluations per call
   Problem problem = gp.problem();
@@ -192,7 +220,12 @@ TEST_CASE("Baselines give the same samples batched or one run at a time", "[base
       {"dps", {{"steps", int64_t{10}}}},
       {"lgd", {{"steps", int64_t{10}}, {"mc_draws", int64_t{2}}}},
       {"almc", {{"delta", 0.05}, {"warm_start_steps", int64_t{70}}}},
-      {"daps", {{"levels", int64_t{4}}, {"langevin_steps", int64_t{3}}, {"ode_steps", int64_t{2}}}}};
+      {"daps", {{"levels", int64_t{4}}, {"langevin_steps", int64_t{3}}, {"ode_steps", int64_t{2}}}},
+      {"pigdm", {{"steps", int64_t{10}}, {"divergence_threshold", 1e12}}},  // 10 steps lose the odd run otherwise
+      {"ddrm", {{"steps", int64_t{10}}}},
+      {"ddnm_plus", {{"steps", int64_t{10}}}},
+      {"diffpir", {{"steps", int64_t{10}}}},
+      {"unconditional", {}}};
   for (auto [name, opts] : cases) {
     INFO(name);
     auto all = make_sampler(name, opts)->run(problem, 5, chain_seeds(5, 3));
