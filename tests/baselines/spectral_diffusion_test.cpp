@@ -49,12 +49,16 @@ Law law_of(const Coord& c, const std::vector<double>& sig, Law start, const Step
   return l;
 }
 
-// Runs `yaml` K times on the fixture and compares every spectral coordinate with its law.
-// With `near_posterior`, the law must also be the posterior up to discretisation (PiGDM): mean within 0.1
-// posterior sd, variance within 20%. `gradient`: the sampler's evaluations are forward+backward.
-void check_against_law(const std::string& name, const std::map<std::string, OptionValue>& opts, int64_t steps,
-                       const std::function<Law(const Coord&, double sigma_T)>& start, const StepLaw& step,
-                       bool gradient = false, bool near_posterior = false) {
+struct LawCheck {
+  int64_t evaluations = 0;      // per sample
+  bool gradient = false;        // forward+backward evaluations (else forward only)
+  bool near_posterior = false;  // the law is the posterior up to discretisation: mean within 0.1 sd, variance 20%
+  bool centred = true;          // off the range the law is centred on the prior
+};
+
+// Runs the sampler K times on the fixture and compares every spectral coordinate with law(coordinate, denoiser).
+void check_law(const std::string& name, const std::map<std::string, OptionValue>& opts,
+               const std::function<Law(const Coord&, const Denoiser&)>& law_fn, LawCheck what) {
   auto gen = make_generator(23);
   const auto mu0 = at::tensor({1.0, -1.0, 0.5, 2.0}, at::TensorOptions().dtype(at::kDouble));
   GaussianMixture prior(mu0.view({1, 4}), at::ones({1}, at::TensorOptions().dtype(at::kDouble)), 1.0);
@@ -65,14 +69,13 @@ void check_against_law(const std::string& name, const std::map<std::string, Opti
   const int64_t k = 2000;
   auto out = make_sampler(name, opts)->run(problem, k, chain_seeds(k, 5));
   REQUIRE(out.samples.size(0) == k);
-  CHECK(out.sampling_nfe.forward == (gradient ? 0 : k * steps));
-  CHECK(out.sampling_nfe.forward_backward == (gradient ? k * steps : 0));
+  CHECK(out.sampling_nfe.forward == (what.gradient ? 0 : k * what.evaluations));
+  CHECK(out.sampling_nfe.forward_backward == (what.gradient ? k * what.evaluations : 0));
   const auto svd = op.svd();
   const auto coords = svd->vt(out.samples.to(at::kDouble));
   const auto mean = coords.mean(0), var = coords.var(0);
   const auto uty = svd->ut(y.to(at::kDouble))[0], mubar = svd->vt(mu0.view({1, 4}))[0];
   const auto& den = problem.denoiser(name);
-  const auto sig = karras_sigmas(steps, den.sigma_min(), den.sigma_max());
   for (int64_t i = 0; i < 4; ++i) {
     Coord c{i < svd->rank(), 0, 0, 0, mubar[i].item<double>()};
     if (c.observed) {
@@ -80,7 +83,7 @@ void check_against_law(const std::string& name, const std::map<std::string, Opti
       c.ybar = uty[i].item<double>() / c.s;
       c.sigma = noise.sigma_y / c.s;
     }
-    const auto law = law_of(c, sig, start(c, sig[0]), step);
+    const auto law = law_fn(c, den);
     const double post_var = 1 / (1 + c.s * c.s / (noise.sigma_y * noise.sigma_y));
     const double post_mean = c.observed ? post_var * (c.mu + c.s * c.s * c.ybar / (noise.sigma_y * noise.sigma_y)) : c.mu;
     const double m = mean[i].item<double>(), v = var[i].item<double>();
@@ -89,12 +92,23 @@ void check_against_law(const std::string& name, const std::map<std::string, Opti
     CHECK(std::abs(m - law.mean) <= 4 * std::sqrt(law.var / k) + 1e-9);
     CHECK(std::abs(v - law.var) <= 4 * law.var * std::sqrt(2.0 / k) + 1e-9);
     // Off the range the measurement says nothing: the law is centred on the prior there.
-    if (!c.observed) CHECK(std::abs(law.mean - c.mu) < 0.05);
-    if (near_posterior) {
+    if (!c.observed && what.centred) CHECK(std::abs(law.mean - c.mu) < 0.05);
+    if (what.near_posterior) {
       CHECK(std::abs(law.mean - post_mean) < 0.1 * std::sqrt(post_var));
       CHECK(std::abs(law.var / post_var - 1) < 0.2);
     }
   }
+}
+
+// The reverse diffusions: `steps` affine steps down the Karras grid from start(c, sigma_max).
+void check_against_law(const std::string& name, const std::map<std::string, OptionValue>& opts, int64_t steps,
+                       const std::function<Law(const Coord&, double sigma_T)>& start, const StepLaw& step,
+                       bool gradient = false, bool near_posterior = false) {
+  auto law = [&](const Coord& c, const Denoiser& den) {
+    const auto sig = karras_sigmas(steps, den.sigma_min(), den.sigma_max());
+    return law_of(c, sig, start(c, sig[0]), step);
+  };
+  check_law(name, opts, law, {steps, gradient, near_posterior, true});
 }
 
 Law from_noise(const Coord&, double st) { return {0, st * st}; }
@@ -190,4 +204,63 @@ TEST_CASE("PiGDM follows its closed-form law on a Gaussian prior near the exact 
             (1 - a) * (1 - k) * c.mu + (s2 - n2) * k * c.s * (y - c.s * (1 - k) * c.mu) / q, n2 * (1 - a)};
   };
   check_against_law("pigdm", {{"steps", int64_t{100}}}, 100, from_noise, step, true, true);
+}
+
+namespace {
+
+// PnP-DM on the same fixture: x_0 ~ N(0, 1); each iteration the exact Gaussian likelihood step
+// z = a x + b + N(0, v) and the prior step's affine Euler steps over the grid levels below rho (ODE or SDE).
+Law pnp_dm_law(const Coord& c, const Denoiser& den, double rho, int64_t iterations, int64_t num_steps, bool sde,
+               int64_t* levels) {
+  const double sigma_y = 0.3;
+  double a = 1, b = 0, v = rho * rho;
+  if (c.observed) {
+    const double prec = c.s * c.s / (sigma_y * sigma_y) + 1 / (rho * rho);
+    a = 1 / (rho * rho) / prec;
+    b = c.s * c.s * c.ybar / (sigma_y * sigma_y) / prec;
+    v = 1 / prec;
+  }
+  const auto grid = karras_sigmas(num_steps, den.sigma_min(), den.sigma_max());
+  double p = 1, q = 0, r = 0;  // the prior step x' = p z + q + N(0, r)
+  *levels = 0;
+  for (size_t j = 0; j + 1 < grid.size(); ++j) {
+    if (grid[j] >= rho) continue;
+    ++*levels;
+    const double sig = grid[j], nxt = grid[j + 1], k = 1 / (1 + sig * sig);
+    const double e = (sde ? 2 : 1) * (nxt - sig) * (1 - k) / sig;  // x' = x + e (x - mu) + noise
+    p *= 1 + e;
+    q = (1 + e) * q - e * c.mu;
+    r = (1 + e) * (1 + e) * r + (sde && nxt > 0 ? 2 * sig * (sig - nxt) : 0.0);
+  }
+  Law l{0, 1};
+  for (int64_t i = 0; i < iterations; ++i) l = {p * (a * l.mean + b) + q, p * p * (a * a * l.var + v) + r};
+  return l;
+}
+
+void check_pnp_dm(bool sde) {
+  const double rho = 0.3;
+  const int64_t burn_in = 10, num_steps = 60;
+  int64_t levels = 0;
+  auto law = [&](const Coord& c, const Denoiser& den) {
+    return pnp_dm_law(c, den, rho, burn_in + 1, num_steps, sde, &levels);
+  };
+  {
+    // The number of levels below rho, for the NFE count (any coordinate).
+    GaussianMixture probe(at::zeros({1, 4}, at::kDouble), at::ones({1}, at::kDouble), 1.0);
+    law(Coord{false, 0, 0, 0, 0}, *probe.denoiser());
+  }
+  check_law("pnp_dm",
+            {{"chains", int64_t{2000}}, {"burn_in", burn_in}, {"thinning", int64_t{1}}, {"rho", rho},
+             {"num_steps", num_steps}, {"mode", std::string(sde ? "sde" : "pfode")}},
+            law, {(burn_in + 1) * levels, false, false, false});
+}
+
+}  // namespace
+
+TEST_CASE("PnP-DM with the ODE prior step follows its closed-form law on a Gaussian prior", "[baselines][statistical]") {
+  check_pnp_dm(false);
+}
+
+TEST_CASE("PnP-DM with the SDE prior step follows its closed-form law on a Gaussian prior", "[baselines][statistical]") {
+  check_pnp_dm(true);
 }

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "core/errors.h"
+#include "nn/karras.h"
 #include "runner/runner.h"
 #include "samplers/sampler.h"
 #include "store/schema.h"
@@ -36,6 +37,14 @@ std::vector<BudgetCase> budget_cases() {
       {"{name: ddnm}", per_run(1)},
       {"{name: ddnm_plus, convention: paper}", per_run(1)},
       {"{name: diffpir}", per_run(1)},
+      // PnP-DM: 4 chains, each iteration one evaluation per grid level below rho (4 of a 20-level grid).
+      {"{name: pnp_dm, chains: 4, thinning: 1, rho: 0.05, num_steps: 20}",
+       [](const Prior& p, int64_t) {
+         const auto grid = karras_sigmas(20, p.denoiser()->sigma_min(), p.denoiser()->sigma_max());
+         int64_t c = 0;
+         for (size_t i = 0; i + 1 < grid.size(); ++i) c += grid[i] < 0.05 ? 1 : 0;
+         return 4 * c;
+       }},
       {"{name: daps, ode_steps: 2, langevin_steps: 3}", per_run(2)},
       {"{name: daps, ode_steps: 2, ode_solver: heun, langevin_steps: 3}", per_run(3)},
       {"{name: almc, warm_start_steps: 20}", per_run(1)},
