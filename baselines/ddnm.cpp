@@ -60,8 +60,6 @@ class Ddnm : public DiffusionKernel {
   using State = DiffusionState;
   Ddnm(std::string name, Options o) : DiffusionKernel(std::move(name), o.steps, o.divergence_threshold), o_(o) {}
 
-  Needs needs() const { return {.denoiser = true, .svd = true}; }
-  State init(const StepContext& ctx) const { return start(ctx, true); }
 
   Step<State> step(State s, const StepContext& ctx) const {
     const double sig = s.sigmas[ctx.t], nxt = s.sigmas[ctx.t + 1];

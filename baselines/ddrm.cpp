@@ -54,8 +54,6 @@ class Ddrm : public DiffusionKernel {
   using State = DiffusionState;
   explicit Ddrm(Options o) : DiffusionKernel("ddrm", o.steps, o.divergence_threshold), o_(o) {}
 
-  Needs needs() const { return {.denoiser = true, .svd = true}; }
-
   State init(const StepContext& ctx) const {
     State s = start(ctx, true);
     const auto& m = s.meas;

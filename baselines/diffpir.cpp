@@ -51,8 +51,6 @@ class Diffpir : public DiffusionKernel {
   using State = DiffusionState;
   explicit Diffpir(Options o) : DiffusionKernel("diffpir", o.steps, o.divergence_threshold), o_(o) {}
 
-  Needs needs() const { return {.denoiser = true, .svd = true}; }
-  State init(const StepContext& ctx) const { return start(ctx, true); }
 
   Step<State> step(State s, const StepContext& ctx) const {
     const double sig = s.sigmas[ctx.t], nxt = s.sigmas[ctx.t + 1];

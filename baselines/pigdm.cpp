@@ -55,8 +55,6 @@ class Pigdm : public DiffusionKernel {
   using State = DiffusionState;
   explicit Pigdm(Options o) : DiffusionKernel("pigdm", o.steps, o.divergence_threshold), o_(o) {}
 
-  Needs needs() const { return {.denoiser = true, .svd = true}; }
-  State init(const StepContext& ctx) const { return start(ctx, true); }
 
   Step<State> step(State s, const StepContext& ctx) const {
     const double sig = s.sigmas[ctx.t], sig_next = s.sigmas[ctx.t + 1];

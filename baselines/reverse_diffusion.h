@@ -79,11 +79,14 @@ struct DiffusionState {
   void keep_rows(const at::Tensor& rows) { x = keep_defined_rows(x, rows); }
 };
 
-// Everything of a one-run-per-sample reverse diffusion but its start and its step.
+// Everything of a one-run-per-sample reverse diffusion on the operator's SVD view but its step (a kernel with
+// another start hides init).
 class DiffusionKernel {
  public:
   DiffusionKernel(std::string name, int64_t steps, double divergence_threshold, int64_t evaluations_per_step = 1)
       : name_(std::move(name)), steps_(steps), threshold_(divergence_threshold), evals_(evaluations_per_step) {}
+  Needs needs() const { return {.denoiser = true, .svd = true}; }
+  DiffusionState init(const StepContext& ctx) const { return start(ctx, true); }
   void validate(const Prior&) const {}
   int64_t chains(int64_t n) const { return n; }
   std::vector<Phase> phases(int64_t, const Prior&) const { return {Phase::of("reverse diffusion", steps_, false, Keep::Last)}; }
