@@ -132,7 +132,7 @@ TEST_CASE("DPS, DPS-CM, LGD, ALMC and DAPS beat the prior by a clear margin on a
   }
 }
 
-TEST_CASE("Unconditional draws sit at the prior distance and PiGDM, DDRM, DDNM, DDNM+, DiffPIR, PnP-DM beat it on a Gaussian mixture",
+TEST_CASE("Unconditional draws sit at the prior distance and PiGDM, DDRM, DDNM, DDNM+, DiffPIR, PnP-DM, RED-diff beat it on a Gaussian mixture",
           "[baselines][statistical]") {
   GmmProblem gp;
   Problem problem = gp.problem();
@@ -154,7 +154,8 @@ TEST_CASE("Unconditional draws sit at the prior distance and PiGDM, DDRM, DDNM, 
       // Annealed from rho 10 (0.9 per iteration, floor 0.1): at the authors' constant 0.1 a chain started at N(0, I)
       // moves ~rho per iteration and never reaches the mixture's components, 8 apart.
       {"pnp_dm", {{"chains", int64_t{100}}, {"burn_in", int64_t{59}}, {"thinning", int64_t{1}}, {"rho", 10.0},
-                  {"rho_decay_rate", 0.9}, {"rho_min", 0.1}, {"mode", std::string("sde")}}}};
+                  {"rho_decay_rate", 0.9}, {"rho_min", 0.1}, {"mode", std::string("sde")}}},
+      {"reddiff", {{"steps", int64_t{200}}}}};
   for (const auto& [name, opts] : cases) {
     auto out = make_sampler(name, opts)->run(problem, k, chain_seeds(k, 11));
     REQUIRE(out.samples.size(0) == k);
@@ -230,6 +231,7 @@ TEST_CASE("Baselines give the same samples batched or one run at a time", "[base
       {"ddnm_plus", {{"steps", int64_t{10}}}},
       {"diffpir", {{"steps", int64_t{10}}}},
       {"pnp_dm", {{"burn_in", int64_t{2}}, {"thinning", int64_t{1}}, {"chains", int64_t{5}}, {"mode", std::string("sde")}}},
+      {"reddiff", {{"steps", int64_t{10}}}},
       {"unconditional", {}}};
   for (auto [name, opts] : cases) {
     INFO(name);

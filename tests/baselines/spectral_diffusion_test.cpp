@@ -264,3 +264,23 @@ TEST_CASE("PnP-DM with the ODE prior step follows its closed-form law on a Gauss
 TEST_CASE("PnP-DM with the SDE prior step follows its closed-form law on a Gaussian prior", "[baselines][statistical]") {
   check_pnp_dm(true);
 }
+
+TEST_CASE("RED-diff with gradient descent follows its closed-form law on a Gaussian prior", "[baselines][statistical]") {
+  // mu_0 = A^+ y; each step mu' = mu - lr g with g = s (s mu - y_u) / sigma_y^2 + lambda sigma (eps_hat - eps),
+  // eps_hat - eps = (1 - k)(mu - m) / sigma - k eps at x = mu + sigma eps.
+  const double lambda = 0.25, lr = 0.005, sigma_y = 0.3;
+  const int64_t steps = 200;
+  auto law = [&](const Coord& c, const Denoiser& den) {
+    const auto sig = karras_sigmas(steps, den.sigma_min(), den.sigma_max());
+    Law l{c.observed ? c.ybar : 0.0, 0.0};
+    for (int64_t i = 0; i < steps; ++i) {
+      const double k = 1 / (1 + sig[i] * sig[i]), p = c.s * c.s / (sigma_y * sigma_y);
+      const double alpha = 1 - lr * (p + lambda * (1 - k));
+      const double beta = lr * (p * c.ybar + lambda * (1 - k) * c.mu), noise = lr * lambda * sig[i] * k;
+      l = {alpha * l.mean + beta, alpha * alpha * l.var + noise * noise};
+    }
+    return l;
+  };
+  check_law("reddiff", {{"optimizer", std::string("sgd")}, {"lr", lr}, {"lambda", lambda}, {"steps", steps}}, law,
+            {steps, false, false, false});
+}

@@ -37,6 +37,7 @@ std::vector<BudgetCase> budget_cases() {
       {"{name: ddnm}", per_run(1)},
       {"{name: ddnm_plus, convention: paper}", per_run(1)},
       {"{name: diffpir}", per_run(1)},
+      {"{name: reddiff}", per_run(1)},
       // PnP-DM: 4 chains, each iteration one evaluation per grid level below rho (4 of a 20-level grid).
       {"{name: pnp_dm, chains: 4, thinning: 1, rho: 0.05, num_steps: 20}",
        [](const Prior& p, int64_t) {
