@@ -29,7 +29,11 @@ import psbench_schema as S  # noqa: E402  (mirror of src/store/schema.h)
 IGNORED = {"batch_size", "divergence_threshold"}
 # The swept, step-size-like option of each sampler (ALMC's kappa moves with delta: see the tuning file).
 SWEPT = {"noise_langevin": ("step_size",), "noise_mala": ("step_size",), "noise_pcn": ("beta",),
-         "dps": ("step_scale",), "lgd": ("step_scale",), "almc": ("delta", "kappa"), "daps": ("langevin_lr",)}
+         "dps": ("step_scale",), "lgd": ("step_scale",), "almc": ("delta", "kappa"), "daps": ("langevin_lr",),
+         "ddrm": ("eta",), "ddnm": ("eta",), "ddnm_plus": ("eta",), "diffpir": ("lambda",), "pnp_dm": ("rho_min",),
+         "reddiff": ("lambda",),
+         # no step-size-like option: one setting, the paper's
+         "pigdm": (), "unconditional": (), "pseudo_inverse": ()}
 
 
 def family(sampler, prior):
@@ -70,7 +74,7 @@ def load(path):
     # cell indices), so that the first and last rows are the grid's edges.
     for fams in out.values():
         for rows in fams.values():
-            rows.sort(key=lambda r: float(next(iter(r["setting"].values()))))
+            rows.sort(key=lambda r: float(next(iter(r["setting"].values()), 0.0)))
     return out, tasks
 
 
@@ -90,7 +94,7 @@ def print_tables(data):
         print("|---|---|---|---|---|---|---|")
         for fam, rows in fams.items():
             best = pick(rows)
-            edge = best is not None and (best is rows[0] or best is rows[-1])
+            edge = best is not None and len(rows) > 1 and (best is rows[0] or best is rows[-1])
             for r in rows:
                 mark = (" **← (edge of the grid)**" if edge else " **←**") if r is best else ""
                 setting = ", ".join(f"{k}={v}" for k, v in r["setting"].items())
@@ -104,19 +108,24 @@ def print_tables(data):
 def write_experiments(data, tasks, tune_file, out_dir):
     with open(tune_file) as fh:
         tune = yaml.safe_load(fh)
-    expected = collections.Counter()
+    # Settings each family must have stored, per task: a grid with its own `tasks:` (e.g. the samplers that need
+    # a linear operator's SVD) counts only for those.
+    expected = collections.defaultdict(collections.Counter)
     for block in tune["grids"]:
+        block_tasks = [bt["name"] for bt in block.get("tasks", tune.get("tasks", []))]
         for p in block["priors"]:
             for s in block["samplers"]:
+                s = s if isinstance(s, dict) else {"name": s}
                 n = 1
                 for v in s.values():
                     if isinstance(v, list):
                         n *= len(v)
-                expected[family(s, p)] += n
+                for bt in block_tasks:
+                    expected[bt][family(s, p)] += n
     complete, missing = [], []
     for t, fams in data.items():
         have = {fam: len(rows) for fam, rows in fams.items()}
-        lacking = [f"{f[0]}({f[1]})" for f, n in expected.items() if have.get(f, 0) < n]
+        lacking = [f"{f[0]}({f[1]})" for f, n in expected[t].items() if have.get(f, 0) < n]
         (missing if lacking else complete).append((t, lacking))
     for t in tasks:
         if t not in data:
@@ -131,7 +140,7 @@ def write_experiments(data, tasks, tune_file, out_dir):
                 print(f"note: {t}: {fam[0]} ({fam[1]}) has no setting that finished ok; left out of the tables",
                       file=sys.stderr)
                 continue
-            if best is rows[0] or best is rows[-1]:
+            if len(rows) > 1 and (best is rows[0] or best is rows[-1]):
                 print(f"edge pick: {t}: {fam[0]} ({fam[1]}) picked {best['setting']} at the edge of its grid: the best "
                       "value may lie outside it; widen the sweep", file=sys.stderr)
             by_steps[fam[1]].append(best["sampler"])
