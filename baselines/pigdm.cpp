@@ -14,9 +14,9 @@
 // The paper's Algorithm 1 adds sqrt(abar_t) g_t (g_t the gradient in the VP state) to a DDIM (eta = 1) step, i.e.
 // sqrt(1 + sigma'^2) g here. At low noise that is a gradient step of size ~1 on ||y - A x||^2 / (2 sigma_y^2),
 // unstable wherever s^2 / sigma_y^2 > 2: on the unit-Gaussian test every run diverged, so it is not offered.
-// On a Gaussian prior of unit variance the approximation is exact (x0_hat is linear in x, its covariance is r^2 I), so the only bias is the
-// ancestral kernel's discretisation; tests/baselines/pigdm_test.cpp pins that limit in closed form. One
-// forward+backward denoiser evaluation per step and sample.
+// On a Gaussian prior of unit variance the approximation is exact (x0_hat is linear in x, its covariance is
+// r^2 I), so the only bias is the ancestral kernel's discretisation; tests/baselines/spectral_diffusion_test.cpp
+// pins that limit in closed form. One forward+backward denoiser evaluation per step and sample.
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
@@ -54,7 +54,6 @@ class Pigdm : public DiffusionKernel {
   using Options = PigdmOptions;
   using State = DiffusionState;
   explicit Pigdm(Options o) : DiffusionKernel("pigdm", o.steps, o.divergence_threshold), o_(o) {}
-
 
   Step<State> step(State s, const StepContext& ctx) const {
     const double sig = s.sigmas[ctx.t], sig_next = s.sigmas[ctx.t + 1];
