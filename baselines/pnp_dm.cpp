@@ -63,14 +63,7 @@ struct PnpDmOptions {
 class PnpDm {
  public:
   using Options = PnpDmOptions;
-  struct State {
-    at::Tensor x;
-    std::vector<double> grid;  // the Karras grid, then 0
-    double sigma_data = 0.5;
-    std::shared_ptr<const SvdView> svd;
-    SpectralMeasurement meas;
-    void keep_rows(const at::Tensor& rows) { x = keep_defined_rows(x, rows); }
-  };
+  using State = DiffusionState;  // sigmas: the prior step's Karras grid, then 0
   explicit PnpDm(Options o) : o_(o) {}
 
   Needs needs() const { return {.denoiser = true, .svd = true}; }
@@ -114,7 +107,7 @@ class PnpDm {
   State init(const StepContext& ctx) const {
     const auto& den = ctx.problem.denoiser("pnp_dm");
     State s;
-    s.grid = grid_of(den);
+    s.sigmas = grid_of(den);
     s.sigma_data = den.sigma_data();
     s.svd = ctx.problem.op().svd();
     s.meas = spectral_measurement(*s.svd, ctx.problem.y(), ctx.problem.noise().sigma_y);
@@ -140,9 +133,9 @@ class PnpDm {
     at::Tensor x = s.svd->v(next).to(s.x.scalar_type());
     // Prior step: the grid's levels below rho, Euler steps of the ODE or the SDE down to 0.
     at::NoGradGuard no_grad;
-    const int64_t n = static_cast<int64_t>(s.grid.size()) - 1;
-    for (int64_t j = n - levels_below(s.grid, rho); j < n; ++j) {
-      const double sig = s.grid[j], nxt = s.grid[j + 1];
+    const int64_t n = static_cast<int64_t>(s.sigmas.size()) - 1;
+    for (int64_t j = n - levels_below(s.sigmas, rho); j < n; ++j) {
+      const double sig = s.sigmas[j], nxt = s.sigmas[j + 1];
       const auto d = (x - ctx.problem.denoise(x, at::full({x.size(0)}, sig, x.options()), false, ctx.nfe)) / sig;
       if (o_.mode == Options::Mode::Pfode) {
         x = x + (nxt - sig) * d;
