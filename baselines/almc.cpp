@@ -19,6 +19,14 @@
 //   t_n = T - n (T - tau) / N (a decrement of delta / kappa, rounded so that the last step lands on tau) and
 //   takes one Langevin step on mu_{t_n}:  x <- x + delta (score_{t_n}(x) - grad R(x)) + sqrt(2 delta) xi.
 // Each annealing step costs one forward denoiser evaluation; the sample is x at t = tau.
+//
+// Lag (why kappa must be large against the data scale): the target's mean moves, e^{-t} m along the path, by a
+// factor e^{delta/kappa} per step, while a Langevin step of size delta relaxes toward it at rate delta / V (V the
+// target's variance). In a direction the measurement does not see, with prior N(m, v) there, the chain's mean
+// settles at kappa / (kappa + v) of the target's near the end (kappa / (1 + kappa) for unit variance): kappa = 1
+// with v = 1 returns half the prior mean. `predictor: ou` (a psbench variant, not in the paper) first moves x by
+// the OU mean transport, x <- e^{t_{n-1} - t_n} x, before each Langevin step; a chain whose mean tracks the
+// target's then keeps tracking it, and the lag is gone (tests/baselines/baselines_test.cpp).
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <cmath>
@@ -30,6 +38,7 @@ namespace psbench {
 namespace {
 
 struct AlmcOptions {
+  enum class Predictor { None, Ou };
   int64_t warm_start_steps = 1000;
   double warm_start_step = 5e-3;
   double t_start = 0;  // 0 = t(sigma_max) of the denoiser
@@ -37,6 +46,7 @@ struct AlmcOptions {
   double kappa = 1.0;
   double tau = 1e-3;
   double divergence_threshold = 1e4;
+  Predictor predictor = Predictor::None;
   static const OptionSchema<AlmcOptions>& schema() {
     static const auto s = [] {
       using O = AlmcOptions;
@@ -48,11 +58,18 @@ struct AlmcOptions {
              "T: OU time where the annealing starts (0 = the denoiser's sigma_max, T = ln(1 + sigma_max^2)/2)")
           .at_least(0);
       s.real(&O::delta, "delta", 1e-3, "Langevin step size of the annealing phase").above(0);
-      s.real(&O::kappa, "kappa", 1.0, "annealing rate: the OU time drops by delta / kappa per step").above(0);
+      s.real(&O::kappa, "kappa", 1.0,
+             "annealing rate: the OU time drops by delta / kappa per step; must be large against the data variance v, "
+             "or the mean lags the target's by kappa / (kappa + v)")
+          .above(0);
       s.real(&O::tau, "tau", 1e-3, "early stop: the OU time of the returned samples (sigma = sqrt(e^{2 tau} - 1))").above(0);
       s.real(&O::divergence_threshold, "divergence_threshold", 1e4,
              "a run with ||x||^2/dim above this times (1 + sigma_data^2), or non-finite, is marked diverged")
           .above(0);
+      s.choice(&O::predictor, "predictor", Predictor::None, {{"none", Predictor::None}, {"ou", Predictor::Ou}},
+               "none: the paper's ALMC; ou: a psbench variant (not in the paper) that scales x by e^{t_(n-1) - t_n} "
+               "before each annealing step, removing the lag of the mean")
+          .added_later();
       return s;
     }();
     return s;
@@ -123,15 +140,19 @@ class Almc {
     auto xi = s.noise.select(1, s.k % kBlock);
     ++s.k;
     Step<State> out;
-    auto pg = potential_and_grad(ctx.problem, s.x);
     if (ctx.phase == 0) {
       // Langevin on N(0, I) tilted by exp(-R).
+      auto pg = potential_and_grad(ctx.problem, s.x);
       const double h = o_.warm_start_step;
       out.info.add("warmup_potential", pg.value);
       s.x = s.x - h * (s.x + pg.grad) + std::sqrt(2.0 * h) * xi;
     } else {
       const int64_t n = ctx.t + 1;
       const double t = s.t_start - static_cast<double>(n) * (s.t_start - o_.tau) / static_cast<double>(s.anneal_steps);
+      // The OU mean transport from the previous time to t (variant `ou`).
+      if (o_.predictor == Options::Predictor::Ou)
+        s.x = std::exp((s.t_start - o_.tau) / static_cast<double>(s.anneal_steps)) * s.x;
+      auto pg = potential_and_grad(ctx.problem, s.x);
       const double sigma = edm_sigma(t), et = std::exp(t);
       auto u = et * s.x;
       auto d = ctx.problem.denoise(u, at::full({s.x.size(0)}, sigma, s.x.options()), false, ctx.nfe);
@@ -157,7 +178,7 @@ class Almc {
     }
     return "non-finite or ||x||^2/dim > " + format_value(o_.divergence_threshold) + " (1 + sigma_data^2)" + where +
            "; warm_start_step=" + format_value(o_.warm_start_step) + ", delta=" + format_value(o_.delta) +
-           ", kappa=" + format_value(o_.kappa);
+           ", kappa=" + format_value(o_.kappa) + (o_.predictor == Options::Predictor::Ou ? ", predictor=ou" : "");
   }
 
  private:

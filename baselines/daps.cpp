@@ -8,12 +8,15 @@
 //   2. Langevin on x0 for langevin_steps steps, started at x0_hat, targeting
 //        N(x0; x0_hat, r_i^2 I) exp(-R(x0)),  r_i = r_scale sigma_i:
 //        x0 <- x0 + eta_i (-(x0 - x0_hat) / r_i^2 - grad R(x0)) + sqrt(2 eta_i) xi,
-//      with eta_i = langevin_lr / (1/r_i^2 + 1/sigma_y^2): a fixed fraction of the inverse curvature of the target
-//      when ||A|| <= 1 (true of every image task and of the MCGdiff operator);
+//      with eta_i = langevin_lr / (1/r_i^2 + max(1, L^2)/sigma_y^2), L the operator's Lipschitz constant
+//      (Operator::lipschitz; ||A|| for a linear A): at most the fraction langevin_lr of the inverse curvature
+//      1/r_i^2 + L^2/sigma_y^2 of the target. The published rule assumes ||A|| <= 1 (every image task but HDR, and
+//      the MCGdiff operator) and is unchanged there; HDR's slope 2 would otherwise make a step of lr 0.9 diverge;
 //   3. x = x0 + sigma_{i+1} xi (decoupled re-noising).
 // The sample is x0 after the last level. Langevin steps call the operator only (no network).
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "priors/ode_generator.h"
@@ -46,7 +49,8 @@ struct DapsOptions {
                "euler: ode_steps evaluations (1 step = Tweedie mean); heun: 2 ode_steps - 1");
       s.integer(&O::langevin_steps, "langevin_steps", 100, "Langevin steps on x0 per level").at_least(0);
       s.real(&O::langevin_lr, "langevin_lr", 0.1,
-             "Langevin step as a fraction of the inverse curvature: eta = lr / (1/r^2 + 1/sigma_y^2)")
+             "Langevin step as a fraction of the inverse curvature: eta = lr / (1/r^2 + max(1, L^2)/sigma_y^2), L the "
+             "operator's Lipschitz constant")
           .above(0);
       s.real(&O::r_scale, "r_scale", 1.0, "r_i = r_scale sigma_i: spread of the x0 | x_t Gaussian").above(0);
       s.real(&O::divergence_threshold, "divergence_threshold", 1e4,
@@ -65,6 +69,7 @@ class Daps {
     at::Tensor x, x0;         // x_t at the current level; the x0 draw of the last level
     std::vector<double> sig;  // the levels
     double sigma_data = 0.5;
+    double curvature_scale = 1;  // max(1, L^2)
     void keep_rows(const at::Tensor& rows) {
       x = keep_defined_rows(x, rows);
       x0 = keep_defined_rows(x0, rows);
@@ -96,6 +101,8 @@ class Daps {
     State s;
     s.sig = levels(den);
     s.sigma_data = den.sigma_data();
+    const double lip = ctx.problem.op().lipschitz();
+    s.curvature_scale = std::max(1.0, lip * lip);
     s.x = s.sig[0] * ctx.rng.normal(ctx.problem.prior().data_shape());
     return s;
   }
@@ -110,7 +117,7 @@ class Daps {
     auto x0_hat = integrate_pf_ode(den, s.x, at::full({b}, s.sig[i], s.x.options()), o_.ode_steps, 7.0,
                                    o_.ode_solver == Options::Solver::Heun);
     const double r = o_.r_scale * s.sig[i], r2 = r * r;
-    const double eta = o_.langevin_lr / (1.0 / r2 + 1.0 / sy2);
+    const double eta = o_.langevin_lr / (1.0 / r2 + s.curvature_scale / sy2);
     // Langevin noise of this level and the re-noising draw, one block per chain.
     auto noise = ctx.rng.normal_block(o_.langevin_steps + 1, problem.prior().data_shape());
     auto x0 = x0_hat;

@@ -64,9 +64,10 @@ def load(path):
                     if S.METRICS_GROUP + m in c:
                         v = np.asarray(c[S.METRICS_GROUP + m], dtype=float)
                         row[m] = (v.mean(), v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan"))
-                row["nfe"] = sum(float(np.asarray(c[n]).mean()) for n in
-                                 (S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD, S.NFE_CHAIN_FORWARD,
-                                  S.NFE_CHAIN_FORWARD_BACKWARD))
+                # Forward-only and forward+backward evaluations are different costs: never one sum.
+                row["nfe"] = {n: float(np.asarray(c[n]).mean()) for n in
+                              (S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD, S.NFE_CHAIN_FORWARD,
+                               S.NFE_CHAIN_FORWARD_BACKWARD)}
             else:
                 row["why"] = c.attrs.get(S.MESSAGE, "")
             out.setdefault(t, collections.OrderedDict()).setdefault(fam, []).append(row)
@@ -87,11 +88,22 @@ def fmt(ms):
     return f"{ms[0]:.2f} ± {ms[1]:.2f}" if ms else "—"
 
 
+def nfe_pair(row, phase):
+    """'fwd / fwd+bwd' network evaluations per image of one phase (warmup or chain), or — without a value."""
+    nfe = row.get("nfe")
+    if not nfe:
+        return "—"
+    fwd, both = ((S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD) if phase == "warmup"
+                 else (S.NFE_CHAIN_FORWARD, S.NFE_CHAIN_FORWARD_BACKWARD))
+    return f"{nfe[fwd]:.0f} / {nfe[both]:.0f}"
+
+
 def print_tables(data):
     for t, fams in data.items():
         print(f"### {t}\n")
-        print("| sampler (consistency steps) | setting | status | PSNR | PSNR of the posterior mean | data consistency | NFE |")
-        print("|---|---|---|---|---|---|---|")
+        print("| sampler (consistency steps) | setting | status | PSNR | PSNR of the posterior mean | data consistency "
+              "| NFE warm-up (fwd / fwd+bwd) | NFE sampling (fwd / fwd+bwd) |")
+        print("|---|---|---|---|---|---|---|---|")
         for fam, rows in fams.items():
             best = pick(rows)
             edge = best is not None and len(rows) > 1 and (best is rows[0] or best is rows[-1])
@@ -100,8 +112,8 @@ def print_tables(data):
                 setting = ", ".join(f"{k}={v}" for k, v in r["setting"].items())
                 status = r["outcome"] if r["outcome"] == S.STATUS_OK else f"{r['outcome']}: {r.get('why', '')[:80]}"
                 print(f"| {fam[0]} ({fam[1]}) | {setting}{mark} | {status} | {fmt(r.get('psnr'))} | "
-                      f"{fmt(r.get('psnr@posterior_mean'))} | {fmt(r.get('data_consistency'))} | "
-                      f"{r.get('nfe', float('nan')):.0f} |")
+                      f"{fmt(r.get('psnr@posterior_mean'))} | {fmt(r.get('data_consistency'))} | {nfe_pair(r, 'warmup')} | "
+                      f"{nfe_pair(r, 'chain')} |")
         print()
 
 

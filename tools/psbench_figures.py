@@ -128,7 +128,11 @@ def cell_table(df):
     cells = df.drop_duplicates(R.KEY).set_index(R.KEY, drop=False)
     g = df.groupby(R.KEY, sort=False)
     nfe = [c for c in NFE_COLS if c in df]
+    # The x axis of the NFE figure needs one number per cell: the planned NFE where the file has it (each
+    # sampler's own count, `psbench list`), else this sum; the CSVs carry the four counts apart.
     cells["nfe"] = g[nfe].mean().sum(axis=1) if nfe else np.nan
+    for c in nfe:
+        cells[c] = g[c].mean()
     for c in ("warmup_seconds", "sampling_seconds"):
         cells[c] = g[c].mean() if c in df else np.nan
     return cells
@@ -316,7 +320,8 @@ def figure_vs_nfe(df, cells, metric, out, written, name=None):
     per_set = metric in df.attrs["per_set_metrics"]
     def csv_rows(frame, lab):
         return [{"panel": label_of(r, panel_cols, short=False), "series": lab, R.KEY: r[R.KEY],
-                 S.STATUS: r[S.STATUS], "nfe_per_measurement": r["nfe"], f"{metric}_mean": r["mean"],
+                 S.STATUS: r[S.STATUS], "nfe_per_measurement": r["nfe"],
+                 **{c: r.get(c) for c in NFE_COLS}, f"{metric}_mean": r["mean"],
                  f"{metric}_se": r["se"], "n_measurements": int(r["n"]),
                  **{c: r.get(c) for c in panel_cols + scols + cost + [K_COL]}} for _, r in frame.iterrows()]
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Compact markdown table of a psbench results file: one row per sampler configuration, one column per
 (prior.dim, task.d_y) problem, each entry the mean ± standard error over measurements of one metric, plus
-the NFE per measurement (warm-up + chain, forward-only and forward+backward summed) of each row.
+the network evaluations per measurement of each row: forward-only / forward+backward (never summed: they
+cost different amounts), sampling and warm-up in separate columns.
 
 Usage: /usr/bin/python3 tools/sampler_table.py RESULTS.h5 [--metric sliced_wasserstein]
 Reads the file with h5py (Debian's python3-h5py, python3-yaml).
@@ -60,18 +61,20 @@ def main():
             v = np.asarray(c[S.METRICS_GROUP + args.metric])
             se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
             table[label][prob] = f"{v.mean():.3g} ± {se:.2g}"
-            total = sum(np.asarray(c[n]).mean() for n in
-                        (S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD, S.NFE_CHAIN_FORWARD,
-                         S.NFE_CHAIN_FORWARD_BACKWARD))
-            nfe.setdefault(label, {})[prob[0]] = total
+            m = {n: float(np.asarray(c[n]).mean()) for n in
+                 (S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD, S.NFE_CHAIN_FORWARD,
+                  S.NFE_CHAIN_FORWARD_BACKWARD)}
+            nfe.setdefault(label, {})[prob[0]] = (
+                f"{m[S.NFE_CHAIN_FORWARD]:.0f} / {m[S.NFE_CHAIN_FORWARD_BACKWARD]:.0f}",
+                f"{m[S.NFE_WARMUP_FORWARD]:.0f} / {m[S.NFE_WARMUP_FORWARD_BACKWARD]:.0f}")
     probs = sorted(problems)
     dims = sorted({p[0] for p in probs})
     print("| sampler | " + " | ".join(f"d={d}, d_y={dy}" for d, dy in probs) + " | " +
-          " | ".join(f"NFE d={d}" for d in dims) + " |")
-    print("|---" * (1 + len(probs) + len(dims)) + "|")
+          " | ".join(f"NFE d={d} sampling (fwd / fwd+bwd) | warm-up" for d in dims) + " |")
+    print("|---" * (1 + len(probs) + 2 * len(dims)) + "|")
     for label in order:
         row = [table[label].get(p, "—") for p in probs]
-        nf = [f"{nfe.get(label, {}).get(d, 0):.0f}" for d in dims]
+        nf = [x for d in dims for x in nfe.get(label, {}).get(d, ("—", "—"))]
         print(f"| {label} | " + " | ".join(row) + " | " + " | ".join(nf) + " |")
 
 

@@ -16,6 +16,8 @@ class HdrClip : public Operator {
   bool has_pseudo_inverse() const override { return true; }
   at::Tensor pseudo_inverse(const at::Tensor& y) const override { return y / scale_; }
   double scale() const { return scale_; }
+  // clip is 1-Lipschitz: L = scale, reached wherever scale x is inside (-1, 1).
+  double lipschitz() const override { return scale_; }
 
  private:
   Shape in_;

@@ -39,6 +39,12 @@ class Operator {
   // most kMaxSvdSize inputs and outputs; operators with structure override both (no dense matrices).
   virtual bool has_svd() const;
   virtual std::shared_ptr<const SvdView> svd() const;  // throws std::logic_error when !has_svd()
+  // L with ||A(x) - A(x')|| <= L ||x - x'||: the scale of the likelihood's curvature, L^2 / sigma_y^2, that step
+  // sizes must respect. Default: linear operators with an SVD view, the largest singular value (exact); other
+  // linear ones, 50 power iterations on A^T A (an estimate from below); nonlinear ones, the same power
+  // iterations on J^T J at x = 0 and at one fixed random point (J v by central differences, J^T w through
+  // autograd), the larger of the two: an estimate. Operators with a closed form override it.
+  virtual double lipschitz() const;
 };
 
 // Gaussian measurement noise n ~ N(0, sigma_y^2 I), kept apart from the operator.

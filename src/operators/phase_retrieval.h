@@ -16,6 +16,8 @@ class PhaseRetrieval : public Operator {
   at::Tensor forward(const at::Tensor& x) const override;
   bool is_linear() const override { return false; }
   int64_t pad() const { return pad_; }
+  // Zero-padding and the orthonormal DFT are isometries and | | is 1-Lipschitz per entry: L = 1.
+  double lipschitz() const override { return 1.0; }
 
  private:
   Shape in_;

@@ -60,6 +60,7 @@ GaussianMixture::GaussianMixture(at::Tensor means, at::Tensor weights, double va
 }
 
 void GaussianMixture::init(int64_t ode_steps, const std::string& start) {
+  sigma_data_ = std::sqrt(covariance().diagonal().mean().item<double>());
   if (start == "moment_matched") {
     // p_sigma_max is a mixture whose spread is tiny next to sigma_max; a Gaussian with its exact mean
     // and covariance is a far better start than N(0, sigma_max^2 I), which ignores the prior mean.

@@ -43,6 +43,9 @@ class GaussianMixture : public Prior, public Denoiser {
 
   at::Tensor denoise(const at::Tensor& x, const at::Tensor& sigma) const override;
   double sigma_max() const override { return sigma_max_; }
+  // The prior's own spread sqrt(tr Cov / d) (not EDM's 0.5, which the 25-component grid, spread ~11, dwarfs):
+  // the scale of LGD's r_t and of the divergence thresholds.
+  double sigma_data() const override { return sigma_data_; }
   at::Tensor score(const at::Tensor& x, double sigma) const;
   at::Tensor log_density(const at::Tensor& x, double sigma) const;  // log p_sigma(x), [B]
   at::Tensor responsibilities(const at::Tensor& x, double sigma) const;  // [B, K]
@@ -57,7 +60,7 @@ class GaussianMixture : public Prior, public Denoiser {
   void init(int64_t ode_steps, const std::string& start);
   int64_t dim_;
   at::Tensor means_, weights_;
-  double variance_, sigma_max_;
+  double variance_, sigma_max_, sigma_data_ = 0.5;
   std::unique_ptr<OdeGenerator> generator_;
   std::unique_ptr<OdeConsistency> consistency_;
   at::Tensor start_mean_, start_sqrt_;

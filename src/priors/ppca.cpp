@@ -304,6 +304,7 @@ PpcaMixture::PpcaMixture(PpcaParameters params, Shape data_shape, int64_t ode_st
                       std::to_string(p_.dim()));
   p_.weights = p_.weights.to(at::kDouble) / p_.weights.sum();
   const int64_t d = p_.dim();
+  sigma_data_ = std::sqrt(covariance().diagonal().mean().item<double>());
   at::Tensor m, l;
   if (start == "moment_matched") {
     // p_sigma_max has the mixture's mean and covariance + sigma_max^2 I; a Gaussian with these moments

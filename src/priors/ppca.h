@@ -91,6 +91,8 @@ class PpcaMixture : public Prior, public Denoiser {
   // x [B, *shape], sigma [B] -> E[x0 | x_sigma = x], [B, *shape]. Differentiable in x.
   at::Tensor denoise(const at::Tensor& x, const at::Tensor& sigma) const override;
   double sigma_max() const override { return sigma_max_; }
+  // The prior's own spread sqrt(tr Cov / d): the scale of LGD's r_t and of the divergence thresholds.
+  double sigma_data() const override { return sigma_data_; }
   at::Tensor score(const at::Tensor& x, double sigma) const;        // grad log p_sigma(x), [B, *shape]
   at::Tensor log_density(const at::Tensor& x, double sigma) const;  // log p_sigma(x), [B]
   at::Tensor responsibilities(const at::Tensor& x, double sigma) const;  // [B, K]
@@ -102,7 +104,7 @@ class PpcaMixture : public Prior, public Denoiser {
  private:
   PpcaParameters p_;
   Shape shape_;
-  double sigma_max_;
+  double sigma_max_, sigma_data_ = 0.5;
   std::unique_ptr<OdeGenerator> generator_;
   std::unique_ptr<OdeConsistency> consistency_;
   std::map<std::string, std::string> provenance_;

@@ -87,14 +87,19 @@ class KernelSampler : public Sampler {
     out.diverged.assign(n_chains, 0);
     std::vector<std::vector<at::Tensor>> kept(n_chains);
     std::map<std::string, TraceAccumulator> columns;
-    std::vector<double> diverged_by_step;  // chains diverged by each step (all phases in order), over batches
+    // The global step (all phases in order) at which each chain was dropped, -1 while alive: the trace
+    // diverged_chains is built from it after all batches, so it does not depend on how chains were batched
+    // (a batch whose chains all died stops early, and its later steps must still count them).
+    std::vector<int64_t> dropped_at(n_chains, -1);
+    int64_t total_steps = 0;
+    for (const auto& ph : phases) total_steps += ph.steps;
 
     for (int64_t first = 0; first < n_chains; first += batch) {
       std::vector<int64_t> live;
       for (int64_t c = first; c < std::min(n_chains, first + batch); ++c) live.push_back(c);
       const ChainRng rng(gens, live, dtype);
       std::vector<int64_t> accepted(n_chains, 0);
-      int64_t diverged_here = 0, global_step = 0;
+      int64_t global_step = 0;
       State state;
       for (size_t p = 0; p < phases.size() && !live.empty(); ++p) {
         const Phase& phase = phases[p];
@@ -109,7 +114,7 @@ class KernelSampler : public Sampler {
           h = at::full({static_cast<int64_t>(live.size())}, phase.adapt.initial, at::TensorOptions().dtype(dtype));
           if (phase.adapt.steps > 0) adapt = std::make_unique<DualAveraging>(h, phase.adapt.target);
         }
-        auto drop = [&](const at::Tensor& ok, const std::string& why) {
+        auto drop = [&](const at::Tensor& ok, const std::string& why, int64_t at_step) {
           std::vector<int64_t> keep, still;
           auto okc = ok.to(at::kBool).cpu().contiguous();
           auto acc = okc.accessor<bool, 1>();
@@ -119,7 +124,7 @@ class KernelSampler : public Sampler {
               still.push_back(live[i]);
             } else {
               out.diverged[live[i]] = 1;
-              ++diverged_here;
+              dropped_at[live[i]] = at_step;
               if (out.divergence_message.empty())
                 out.divergence_message = "chain " + std::to_string(live[i]) + " " + why;
             }
@@ -154,9 +159,8 @@ class KernelSampler : public Sampler {
             if (std::isfinite(phase.adapt.max)) h = h.clamp_max(phase.adapt.max);
           }
           drop(kernel_.ok(state, ctx), "diverged (" + kernel_.divergence(ctx) + ") at " + phase.name + " step " +
-                                           std::to_string(t));
-          if (diverged_by_step.size() <= static_cast<size_t>(global_step)) diverged_by_step.resize(global_step + 1, 0.0);
-          diverged_by_step[global_step] += static_cast<double>(diverged_here);
+                                           std::to_string(t),
+               global_step);
           if (phase.keep == Keep::Thinned && t + 1 > phase.burn_in && (t + 1 - phase.burn_in) % phase.thinning == 0)
             store(kernel_.sample(state), live, kept, problem.prior().data_shape().size());
         }
@@ -165,7 +169,8 @@ class KernelSampler : public Sampler {
           for (auto c : live) moved.push_back(accepted[c] > 0);
           drop(at::tensor(std::vector<int64_t>(moved.begin(), moved.end())),
                "accepted none of its " + std::to_string(phase.steps) + " proposals in the " + phase.name +
-                   " phase (" + kernel_.divergence(ctx) + ")");
+                   " phase (" + kernel_.divergence(ctx) + ")",
+               global_step - 1);  // counted at the phase's last step
         }
         if (!live.empty() && phase.keep == Keep::Last)
           store(kernel_.sample(state), live, kept, problem.prior().data_shape().size());
@@ -178,6 +183,10 @@ class KernelSampler : public Sampler {
       if (!out.diverged[c] && !kept[c].empty()) per_chain[c] = at::stack(kept[c]);
     out.samples = assemble_samples(per_chain, out.diverged, problem.prior().data_shape(), dtype);
     for (const auto& [name, acc] : columns) out.trace[name] = acc.mean();
+    std::vector<double> diverged_by_step(static_cast<size_t>(total_steps), 0.0);  // chains dropped by each step
+    for (int64_t at : dropped_at)
+      if (at >= 0)
+        for (int64_t g = at; g < total_steps; ++g) diverged_by_step[static_cast<size_t>(g)] += 1.0;
     out.trace["diverged_chains"] = diverged_by_step;
     return out;
   }

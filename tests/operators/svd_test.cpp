@@ -4,9 +4,12 @@
 // images too large for a dense SVD, and a one-line error for a sampler needing an SVD the operator lacks.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "core/errors.h"
 #include "core/rng.h"
 #include "operator_test_util.h"
+#include "operators/lowrank.h"
 #include "operators/svd.h"
 #include "priors/gmm.h"
 #include "samplers/kernel.h"
@@ -152,4 +155,54 @@ TEST_CASE("A sampler needing an SVD on an operator without one is a one-line con
   CHECK_THROWS_AS(check_needs(needs, "mcgdiff", prior, big_motion.op.get()), ConfigError);
   auto mask = test::build_task("inpaint_random", {1, 28, 28}, 3);
   CHECK_NOTHROW(check_needs(needs, "mcgdiff", prior, mask.op.get()));
+}
+
+TEST_CASE("Lipschitz constants bound every operator's differences and are reached", "[operators][lipschitz]") {
+  // Operators with an exact constant: the largest singular value (linear), the exposure (HDR), 1 (phase retrieval).
+  const Shape img{1, 28, 28};
+  std::vector<std::pair<std::string, MeasurementModel>> ops;
+  for (const char* t : {"gaussian_blur", "motion_blur", "sr_avgpool", "sr_bicubic", "inpaint_random", "inpaint_box",
+                        "hdr", "phase_retrieval"})
+    ops.emplace_back(t, test::build_task(t, img, 3));
+  for (auto& [name, m] : ops) {
+    const double lip = m.op->lipschitz();
+    INFO(name << ": L = " << lip);
+    REQUIRE(std::isfinite(lip));
+    REQUIRE(lip > 0);
+    // An upper bound on 50 random difference quotients (small differences too, where HDR is linear).
+    auto x = batch_of(img, 50, 21), d = batch_of(img, 50, 22);
+    for (double scale : {1.0, 1e-3}) {
+      auto q = (m.op->forward(0.3 * x + scale * d) - m.op->forward(0.3 * x)).flatten(1).norm(2, 1) /
+               (scale * d.flatten(1).norm(2, 1));
+      CHECK(q.max().item<double>() <= lip * (1 + 1e-9));
+    }
+    // Reached along the top singular vector (linear operators).
+    if (m.op->is_linear()) {
+      const auto svd = m.op->svd();
+      CHECK(lip == Approx(svd->singular_values().max().item<double>()).epsilon(1e-12));
+      auto e = at::zeros({1, numel(img)}, at::kDouble);
+      e[0][svd->singular_values().argmax().item<int64_t>()] = 1.0;
+      CHECK(m.op->forward(svd->v(e)).norm().item<double>() == Approx(lip).epsilon(1e-9));
+    }
+  }
+  CHECK(test::build_task("hdr", img, 1, {{"scale", 3.0}}).op->lipschitz() == 3.0);
+  CHECK(test::build_task("phase_retrieval", img, 1).op->lipschitz() == 1.0);
+  auto gen = make_generator(4);
+  LowRankOperator lowrank(8, 3, gen);
+  CHECK(lowrank.lipschitz() == Approx(lowrank.svd()->singular_values().max().item<double>()).epsilon(1e-12));
+
+  SECTION("estimated for operators without a closed form") {
+    // A learned (TorchScript, treated as nonlinear) 2x2 average pooling: exactly 1/2, estimated through
+    // Jacobian-vector products in float32.
+    auto halve = test::build_task("learned", {1, 8, 8}, 1,
+                                  {{"path", test::fixture_path("learned_halve.pt")}, {"output_shape", std::string("any")}});
+    CHECK(halve.op->lipschitz() == Approx(0.5).epsilon(1e-3));
+    // tanh of a 3x3 convolution: the estimate bounds the difference quotients seen at random points.
+    auto soft = test::build_task("learned", {1, 8, 8}, 1, {{"path", test::fixture_path("learned_softblur.pt")}});
+    const double lip = soft.op->lipschitz();
+    auto x = batch_of({1, 8, 8}, 50, 23), d = batch_of({1, 8, 8}, 50, 24);
+    auto q = (soft.op->forward(0.5 * x + 1e-3 * d) - soft.op->forward(0.5 * x)).flatten(1).norm(2, 1) /
+             (1e-3 * d.flatten(1).norm(2, 1));
+    CHECK(q.max().item<double>() <= lip * 1.01);
+  }
 }

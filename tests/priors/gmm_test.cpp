@@ -211,3 +211,18 @@ TEST_CASE("GMM weights: chi2 draws are far more uneven than uniform ones", "[gmm
   CHECK(uniform_draws > 0.2);
   CHECK(uniform_draws < 0.45);
 }
+
+TEST_CASE("GMM sigma_data is the prior's own spread", "[gmm]") {
+  // The MCGdiff grid (25 components, spacing 8, unit variance): per coordinate the means spread over
+  // {-16, -8, 0, 8, 16}, variance near 1 + 128; EDM's 0.5 would be 20 times too small.
+  GmmParams p;
+  p.ode_steps = 1;
+  GaussianMixture g(p, 3);
+  auto gen = make_generator(5);
+  auto x = g.sample(100000, gen);
+  const double spread = std::sqrt(x.var(0).mean().item<double>());
+  INFO("sigma_data " << g.sigma_data() << ", spread of draws " << spread);
+  CHECK(g.sigma_data() == Approx(std::sqrt(g.covariance().diagonal().mean().item<double>())).epsilon(1e-12));
+  CHECK(g.sigma_data() == Approx(spread).epsilon(0.01));
+  CHECK(g.sigma_data() > 8);
+}

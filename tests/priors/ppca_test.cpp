@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <random>
 
@@ -102,6 +103,10 @@ TEST_CASE("ppca: exact draws have the mixture's mean and covariance", "[ppca]") 
   auto prods = xc.unsqueeze(2) * xc.unsqueeze(1);
   auto se_cov = (prods.var(0) / n).sqrt();
   CHECK(((prods.mean(0) - prior.covariance()).abs() < 5 * se_cov + 1e-12).all().item<bool>());
+  // sigma_data is the draws' spread sqrt(tr Cov / d), not EDM's 0.5.
+  const double spread = std::sqrt(x.var(0).mean().item<double>());
+  CHECK(prior.sigma_data() == Approx(std::sqrt(prior.covariance().diagonal().mean().item<double>())).epsilon(1e-12));
+  CHECK(prior.sigma_data() == Approx(spread).epsilon(0.01));
   // Components are drawn with the mixture weights.
   auto frac = at::bincount(comps, {}, 3).to(at::kDouble) / n;
   CHECK(((frac - p.weights).abs() < 5 * (p.weights * (1 - p.weights) / n).sqrt()).all().item<bool>());

@@ -124,6 +124,29 @@ TEST_CASE("The driver runs phases, burn-in, thinning and divergence as the kerne
   }
 }
 
+TEST_CASE("Chains diverged by each step do not depend on batching when whole batches die early", "[driver]") {
+  ScalarPrior prior;
+  auto gen = make_generator(1);
+  LowRankOperator op(1, 1, gen);
+  Problem problem(prior, op, GaussianNoise{1.0}, at::zeros({1, 1}, at::kDouble));
+  // Limit 20: x = (u + 2) 2^t reaches it at chain step t = 3 (global step 4) when u >= 0.5, else at t = 4
+  // (global step 5); every chain dies, so each batch stops at its own last death.
+  const auto s = chain_seeds(4, 17);
+  std::vector<double> expect(7, 0.0);
+  for (auto seed : s) {
+    auto g = make_generator(seed);
+    const double u = at::rand({1}, g, at::TensorOptions().dtype(at::kDouble)).item<double>();
+    for (int64_t step = u >= 0.5 ? 4 : 5; step < 7; ++step) expect[step] += 1;
+  }
+  REQUIRE(expect[4] > 0);
+  REQUIRE(expect[4] < 4);  // deaths at both steps, or the batches would all stop together
+  for (int64_t batch : {0, 1, 3}) {
+    INFO("batch_size " << batch);
+    auto out = make_sampler("test_doubling", {{"batch_size", batch}, {"limit", 20.0}})->run(problem, 8, s);
+    CHECK(out.trace.at("diverged_chains") == expect);
+  }
+}
+
 TEST_CASE("Capability checks come from a kernel's declared needs", "[driver]") {
   ScalarPrior prior;
   auto gen = make_generator(1);

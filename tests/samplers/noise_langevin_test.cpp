@@ -178,6 +178,18 @@ TEST_CASE("A diverging step size marks chains diverged and never returns non-fin
   CHECK(out.samples.size(0) == 0);
   CHECK_FALSE(out.divergence_message.empty());
   CHECK(out.divergence_message.find("step_size=10") != std::string::npos);
+  // The trace of chains diverged by each step is the same however the chains are batched (a batch whose
+  // chains all died used to stop adding to the later steps).
+  const auto& by_step = out.trace.at("diverged_chains");
+  CHECK(by_step.size() == 50);  // burn_in 0, thinning 1: 50 samples per chain, one step each
+  CHECK(by_step.back() == 4);
+  for (int64_t batch : {1, 3}) {
+    o["batch_size"] = batch;
+    INFO("batch_size " << batch);
+    CHECK(make_sampler("noise_langevin", o)->run(problem, 4 * 50, chain_seeds(4, 9)).trace.at("diverged_chains") ==
+          by_step);
+  }
+  o.erase("batch_size");
   // A small step on the same problem does not diverge.
   o["step_size"] = 1e-6;
   auto ok = make_sampler("noise_langevin", o)->run(problem, 4 * 5, chain_seeds(4, 9));
