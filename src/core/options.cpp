@@ -194,4 +194,33 @@ std::string Options::canonical() const {
   return out + "}";
 }
 
+namespace {
+
+void check_yaml_node(const YAML::Node& n, const std::string& file, const std::string& path, int64_t& visited) {
+  if (++visited > kMaxYamlNodes)
+    throw ConfigError(file + ": the document expands to more than " + std::to_string(kMaxYamlNodes) +
+                      " nodes (nested aliases?); psbench reads no document that large");
+  if (n.IsMap()) {
+    std::set<std::string> seen;
+    for (const auto& kv : n) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("<non-scalar key>");
+      const std::string at = path.empty() ? key : path + "." + key;
+      if (!seen.insert(key).second)
+        throw ConfigError(file + ":" + std::to_string(kv.first.Mark().line + 1) + ": " + at +
+                          ": duplicate key (the mapping already has '" + key + "'; psbench would read only the first)");
+      check_yaml_node(kv.second, file, at, visited);
+    }
+  } else if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i)
+      check_yaml_node(n[i], file, path + "[" + std::to_string(i) + "]", visited);
+  }
+}
+
+}  // namespace
+
+void check_yaml_document(const YAML::Node& root, const std::string& file) {
+  int64_t visited = 0;
+  check_yaml_node(root, file, "", visited);
+}
+
 }  // namespace psbench

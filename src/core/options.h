@@ -83,6 +83,13 @@ class Options {
 
 // Parses one scalar YAML node against its spec; `context` prefixes the error message.
 OptionValue parse_option(const OptionSpec& spec, const YAML::Node& node, const std::string& context);
+
+// Checks a loaded YAML document before it is read: a key repeated in one mapping (yaml-cpp keeps both and
+// lookups see the first, so the second would be silently ignored) and a document whose aliases expand to more
+// than kMaxYamlNodes nodes (an alias bomb: walking it would not end) are ConfigErrors naming `file`, the line
+// and the key.
+constexpr int64_t kMaxYamlNodes = 100000;
+void check_yaml_document(const YAML::Node& root, const std::string& file);
 void check_range(const OptionSpec& spec, const OptionValue& v, const std::string& context);
 // Fills in defaults for keys not given; validates a fully specified map.
 Options resolve_options(const std::string& component, const std::vector<OptionSpec>& specs,

@@ -112,6 +112,7 @@ TorchScriptConventions TorchScriptConventions::load(const std::string& yaml_path
   const YAML::Node& cn = n;
   auto fail = [&](const std::string& what) { return ConfigError("'" + yaml_path + "': " + what); };
   if (!cn.IsMap()) throw fail("expected a map of conventions");
+  check_yaml_document(cn, yaml_path);
   static const std::vector<std::string> known{"kind", "shape", "latent_shape", "sigma_min", "sigma_max",
                                               "sigma_data", "value_range", "evaluations_per_call"};
   for (const auto& kv : cn) {

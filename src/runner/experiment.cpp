@@ -138,6 +138,7 @@ Experiment parse_experiment_text(const std::string& text, const std::string& pat
   // Const access only: operator[] on a non-const node would insert the keys it looks up.
   const YAML::Node root = loaded;
   if (!root.IsMap()) ctx.fail("", "the experiment must be a YAML map");
+  check_yaml_document(root, path);
   for (const auto& kv : root) {
     auto k = kv.first.as<std::string>();
     if (!kTopKeys.count(k)) {

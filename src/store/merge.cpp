@@ -1,6 +1,9 @@
 #include "store/merge.h"
 
 #include <fcntl.h>
+#include <cerrno>
+#include <cstring>
+#include <exception>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -106,13 +109,19 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
 
 WriterLock::WriterLock(const std::string& results_path) {
   const std::string path = results_path + ".lock";
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw ConfigError(path + ": cannot open the results file's lock");
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ >= 0) {
+    created_ = path;
+  } else if (errno == EEXIST) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  }
+  if (fd_ < 0) throw ConfigError(path + ": cannot open the results file's lock (" + std::strerror(errno) + ")");
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {0};
     (void)!::pread(fd_, pid, sizeof pid - 1, 0);
     ::close(fd_);
     fd_ = -1;
+    created_.clear();
     std::string who(pid);
     while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
     throw ConfigError(results_path + ": another psbench process" + (who.empty() ? "" : " (pid " + who + ")") +
@@ -123,6 +132,10 @@ WriterLock::WriterLock(const std::string& results_path) {
 }
 
 WriterLock::~WriterLock() {
+  // A command that fails (unwinding: bad input found after the lock was taken) leaves no lock file it created
+  // beside the user's files; a finished writer keeps its lock file, as every later writer of that results file
+  // locks the same inode.
+  if (fd_ >= 0 && !created_.empty() && std::uncaught_exceptions() > 0) ::unlink(created_.c_str());
   if (fd_ >= 0) ::close(fd_);  // closing drops the flock
 }
 

@@ -32,6 +32,7 @@ class WriterLock {
 
  private:
   int fd_ = -1;
+  std::string created_;  // the lock file, when this lock created it
 };
 
 }  // namespace psbench

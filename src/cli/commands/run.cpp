@@ -180,7 +180,11 @@ int cmd_run(const std::vector<std::string>& args) {
               << " selected (dry run: nothing ran, " << out << " not touched)" << std::endl;
     return 0;
   }
-  if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) std::filesystem::create_directories(parent);
+  if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) throw ConfigError(out + ": cannot create its directory " + parent.string() + " (" + ec.message() + ")");
+  }
   WriterLock lock(out);  // before --fresh deletes anything: another run may be writing this file
   if (vm.count("fresh")) std::filesystem::remove(out);
   Hdf5Store store(out, "a", file_attrs);  // refuses a file of another results schema before anything is said
