@@ -4,6 +4,9 @@
 #include <iostream>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <filesystem>
 
 #include "core/errors.h"
 #include "store/result_store.h"
@@ -177,6 +180,26 @@ hid_t open_file(const std::string& path, bool writable) {
   return f;
 }
 
+// HDF5 does not survive a write that fails half-way (ENOSPC): its metadata cache is left dirty, closing the file
+// fails, and the library crashes when it shuts down. So a record is written only when the filesystem holding
+// `path` has room for it: twice its payload plus 1 MiB for HDF5's metadata (groups, attributes, chunk index and
+// the cache's flushes), checked with statvfs. Otherwise nothing is written and the run stops with exit 2,
+// every cell already in the file intact.
+void ensure_space(const std::string& path, const CellRecord& rec, const std::string& what) {
+  uint64_t payload = 0;
+  for (const auto& [k, v] : rec.attributes) payload += k.size() + v.size() + 64;
+  for (const auto& [k, t] : rec.arrays) payload += static_cast<uint64_t>(t.numel()) * t.element_size() + k.size() + 512;
+  const uint64_t need = 2 * payload + (uint64_t{1} << 20);
+  auto dir = std::filesystem::absolute(path).parent_path();
+  struct statvfs fs;
+  if (::statvfs(dir.c_str(), &fs) != 0) return;  // no answer: let HDF5 try
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free_bytes < need)
+    throw ConfigError(path + ": not enough free space on its filesystem to write " + what + " (about " +
+                      std::to_string(need / 1024) + " KiB needed with HDF5's overhead, " +
+                      std::to_string(free_bytes / 1024) + " KiB free); nothing was written, finished cells are intact");
+}
+
 std::vector<std::string> child_names(hid_t group) {
   std::vector<std::string> names;
   H5G_info_t info;
@@ -222,6 +245,7 @@ void check_results_file(hid_t f, const std::string& path, bool created) {
 Hdf5Store::Hdf5Store(std::string path, const std::string& mode, std::map<std::string, std::string> file_attrs)
     : path_(std::move(path)), writable_(mode == "a") {
   const bool created = writable_ && !file_exists(path_);
+  if (writable_) ensure_space(path_, CellRecord{}, "the results file's header");
   Handle f(open_file(path_, writable_), H5Fclose, "open " + path_);
   check_results_file(f, path_, created);
   if (!writable_) return;
@@ -241,6 +265,7 @@ Hdf5Store::Hdf5Store(std::string path, const std::string& mode, std::map<std::st
 
 void Hdf5Store::write(const CellRecord& cell) {
   if (!writable_) throw std::logic_error("Hdf5Store opened read-only");
+  ensure_space(path_, cell, "cell " + cell.key);
   Handle f(open_file(path_, true), H5Fclose, "open " + path_);
   Silence quiet;
   const std::string cells_group = schema::kCellsGroup;
@@ -319,6 +344,7 @@ std::string Hdf5Store::measurements_file() const { return path_ + ".inprogress.h
 void Hdf5Store::write_measurement(const std::string& key, int64_t m, const CellRecord& part) {
   if (!writable_) throw std::logic_error("Hdf5Store opened read-only");
   set_aside_if_damaged(measurements_file());
+  ensure_space(measurements_file(), part, "measurement " + std::to_string(m) + " of cell " + key);
   Handle f(open_file(measurements_file(), true), H5Fclose, "open " + measurements_file());
   Silence quiet;
   Handle group(open_group_path(f, measurements_path(key), true), H5Gclose, "open " + measurements_path(key));

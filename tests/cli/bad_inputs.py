@@ -207,8 +207,60 @@ def snapshot(d):
     return out
 
 
+FULL_DISK = BASE.replace("samples_per_measurement: 4", "samples_per_measurement: 200\nstore_samples: true").replace(
+    "dim: 8", "dim: 80")
+
+
+def full_disk_cases(binary, d, failures):
+    """A results file on a nearly full filesystem (a small tmpfs; needs root to mount it). 64 KiB: no room even for
+    the file's header, nothing may be created. 1300 KiB: the header fits, the first measurement (200 samples of
+    dimension 80 with their traces) does not; the results file must stay a valid psbench file without the cell.
+    Returns the number of cases run (0 when tmpfs cannot be mounted here: said, not counted)."""
+    mnt = os.path.join(d, "small_disk")
+    os.makedirs(mnt, exist_ok=True)
+    write_files(d, {"full.yaml": FULL_DISK})
+    ran = 0
+    for size, header_fits in (("64k", False), ("1300k", True)):
+        name = f"full disk ({size} tmpfs)"
+        m = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", mnt], capture_output=True, text=True)
+        if m.returncode != 0:
+            print(f"[skipped] {name}: cannot mount a tmpfs here ({m.stderr.strip()}); not counted")
+            continue
+        ran += 1
+        try:
+            out = os.path.join(mnt, "r.h5")
+            r = subprocess.run([binary, "run", f"{d}/full.yaml", "--out", out], capture_output=True, text=True,
+                               timeout=120)
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            msg = lines[-1] if lines else ""
+            problems = []
+            if r.returncode != 2:
+                problems.append(f"exit code {r.returncode}, not 2")
+            if not (msg.startswith("psbench") and "r.h5" in msg and "free space" in msg):
+                problems.append(f"message does not name the file and the free space: {msg!r}")
+            for bad in CRASH_WORDS + ("HDF5-DIAG",):
+                if bad in r.stdout or bad in r.stderr:
+                    problems.append(f"output holds {bad!r}")
+            left = sorted(os.listdir(mnt))
+            if not header_fits and left:
+                problems.append(f"left files {left}")
+            if header_fits:
+                rep = subprocess.run([binary, "report", out], capture_output=True, text=True, timeout=120)
+                if rep.returncode != 0 or "no complete cells" not in rep.stdout:
+                    problems.append(f"the results file is not a valid empty results file: {rep.stdout + rep.stderr}")
+            print(f"[{'ok' if not problems else 'FAILED'}] {name}: exit {r.returncode}; {msg}")
+            if problems:
+                failures.append(f"{name}: " + "; ".join(problems) + "\n    stderr: " + r.stderr.strip()[-600:])
+        except subprocess.TimeoutExpired:
+            failures.append(f"{name}: no answer within 120 s (a hang)")
+        finally:
+            subprocess.run(["umount", mnt], capture_output=True)
+    return ran
+
+
 def main():
     binary, d = sys.argv[1], os.path.abspath(sys.argv[2])
+    subprocess.run(["umount", os.path.join(d, "small_disk")], capture_output=True)  # left by an interrupted run
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     # One valid results file, the target of the truncation and "another experiment" cases.
@@ -256,8 +308,9 @@ def main():
         print(f"[{status}] {name}: exit {code}; {lines[-1] if lines else ''}")
         if problems:
             failures.append(f"{name}: " + "; ".join(problems) + "\n    stderr: " + err.strip()[-600:])
+    n += full_disk_cases(binary, d, failures)
     print(f"\n{n - len(failures)} of {n} bad-input cases give exit 2 and a one-line message naming the input, "
-          "with no file created or touched")
+          "with no file created or touched (a full disk: only a valid results file without the refused cell)")
     for f in failures:
         print("FAILED " + f)
     return 1 if failures else 0
