@@ -17,7 +17,7 @@ TEST_PACKAGES = catch2 libbenchmark-dev python3-h5py python3-numpy python3-scipy
   python3-skimage python3-pandas python3-matplotlib python3-yaml
 DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
 
-.PHONY: deps deps-run configure build build-run run test bench clean fashion-tables
+.PHONY: deps deps-run configure build build-run run test bench clean fashion-tables sanitize
 
 # Installs what is missing of $(1) (apt-get, as root).
 define install_missing
@@ -59,6 +59,15 @@ configure:
 
 test: deps configure build
 	cd $(BUILD_DIR) && ctest --output-on-failure --no-tests=error -j $(JOBS)
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer (a separate build directory; a cold build
+# of the core, ~30 minutes on 2 cores). Leak checking is off: LibTorch keeps its registries until exit.
+SANITIZE_DIR ?= build-sanitize
+sanitize: deps
+	cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPSBENCH_SANITIZE=ON -DPSBENCH_BUILD_BENCHMARKS=OFF
+	cmake --build $(SANITIZE_DIR) -j $(JOBS)
+	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure --no-tests=error -j $(JOBS) --timeout 1800
 
 # Google Benchmark; JSON (with the machine's context) under results/, named by date and git revision.
 bench: deps configure build
