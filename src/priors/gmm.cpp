@@ -60,12 +60,13 @@ GaussianMixture::GaussianMixture(at::Tensor means, at::Tensor weights, double va
 }
 
 void GaussianMixture::init(int64_t ode_steps, const std::string& start) {
-  sigma_data_ = std::sqrt(covariance().diagonal().mean().item<double>());
+  const auto cov = covariance();  // the prior's spread and the moment-matched start both need it
+  sigma_data_ = std::sqrt(cov.diagonal().mean().item<double>());
   if (start == "moment_matched") {
     // p_sigma_max is a mixture whose spread is tiny next to sigma_max; a Gaussian with its exact mean
     // and covariance is a far better start than N(0, sigma_max^2 I), which ignores the prior mean.
     start_mean_ = mean();
-    start_sqrt_ = spd_sqrt(covariance() + sigma_max_ * sigma_max_ * at::eye(dim_, kF64));
+    start_sqrt_ = spd_sqrt(cov + sigma_max_ * sigma_max_ * at::eye(dim_, kF64));
   } else if (start == "edm") {
     start_mean_ = at::zeros({dim_}, kF64);
     start_sqrt_ = sigma_max_ * at::eye(dim_, kF64);

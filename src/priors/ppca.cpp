@@ -304,13 +304,14 @@ PpcaMixture::PpcaMixture(PpcaParameters params, Shape data_shape, int64_t ode_st
                       std::to_string(p_.dim()));
   p_.weights = p_.weights.to(at::kDouble) / p_.weights.sum();
   const int64_t d = p_.dim();
-  sigma_data_ = std::sqrt(covariance().diagonal().mean().item<double>());
+  const auto cov = covariance();  // the prior's spread and the moment-matched start both need it
+  sigma_data_ = std::sqrt(cov.diagonal().mean().item<double>());
   at::Tensor m, l;
   if (start == "moment_matched") {
     // p_sigma_max has the mixture's mean and covariance + sigma_max^2 I; a Gaussian with these moments
     // is much closer to it than N(0, sigma_max^2 I).
     m = mean();
-    l = spd_sqrt(covariance() + sigma_max * sigma_max * at::eye(d, kF64));
+    l = spd_sqrt(cov + sigma_max * sigma_max * at::eye(d, kF64));
   } else if (start == "edm") {
     m = at::zeros({d}, kF64);
     l = sigma_max * at::eye(d, kF64);
