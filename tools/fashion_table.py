@@ -115,11 +115,50 @@ def cell_row(c, columns):
     return out, cost
 
 
+def summary(path, metrics):
+    """Sampler families (the row label without its setting) against tasks, for README's overview."""
+    table = collections.OrderedDict()  # family -> {task: text}
+    tasks = []
+    with h5py.File(path, "r") as f:
+        for _, c in S.cells_in_order(f):
+            cfg = yaml.safe_load(c.attrs[S.CONFIG])
+            task = cfg["task"]["name"]
+            if task not in tasks:
+                tasks.append(task)
+            fam = row_label(cfg["sampler"], cfg["prior"]).split(" (")[0]
+            parts = []
+            for i, label in enumerate(metrics):
+                name = S.METRICS_GROUP + label
+                if name not in c:
+                    parts.append(c.attrs[S.STATUS] if c.attrs[S.STATUS] != S.STATUS_OK else "n/a")
+                    continue
+                v = np.asarray(c[name][()], dtype=float)
+                v = v[np.isfinite(v)]
+                parts.append(fmt(v, 2) if i == 0 else f"{v.mean():.2f}" if len(v) else "—")
+            text = parts[0] + (f" ({parts[1]})" if len(parts) > 1 else "")
+            m = int(cfg.get("measurements", 0))
+            scored = len(c[S.SCORED_MEASUREMENTS][()]) if S.SCORED_MEASUREMENTS in c else m
+            if scored < m:
+                text += f" †{scored}/{m}"
+            table.setdefault(fam, {})[task] = text
+    print("| sampler | " + " | ".join(TASK_TITLES.get(t, t).split(" (")[0] for t in tasks) + " |")
+    print("|---" * (1 + len(tasks)) + "|")
+    for fam, row in table.items():
+        print(f"| {fam} | " + " | ".join(row.get(t, "not run") for t in tasks) + " |")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     ap.add_argument("--kind", choices=("fidelity", "diversity"), default="fidelity")
+    ap.add_argument("--summary", metavar="METRIC[,METRIC]",
+                    help="instead of one table per task, one table of sampler families against tasks: the first "
+                         "metric as mean ± standard error, the second (optional) in brackets, e.g. "
+                         "psnr@posterior_mean,psnr")
     args = ap.parse_args()
+    if args.summary:
+        return summary(args.results, args.summary.split(","))
     columns = FIDELITY if args.kind == "fidelity" else DIVERSITY
     by_task = collections.OrderedDict()
     with h5py.File(args.results, "r") as f:
