@@ -59,7 +59,9 @@ def row_label(sampler, prior):
         conv = f", {sampler['convention']}" if sampler.get("convention", "paper") != "paper" else ""
         return f"{name.upper()}-{est} ({sampler.get('steps')} steps, scale {sampler.get('step_scale')}{conv})"
     if name == "noise_langevin":
-        return f"noise-space Langevin{cm} (tau {sampler.get('step_size')})"
+        warm = sampler.get("warm_start_steps", 400)
+        warm = f", {warm}-step warm start" if warm != 400 else ""  # the tables' protocol is 400
+        return f"noise-space Langevin{cm} (tau {sampler.get('step_size')}{warm})"
     if name == "noise_mala":
         return f"noise-space MALA{cm} (h {sampler.get('step_size')})"
     if name == "noise_pcn":
@@ -125,7 +127,10 @@ def summary(path, metrics):
             task = cfg["task"]["name"]
             if task not in tasks:
                 tasks.append(task)
-            fam = row_label(cfg["sampler"], cfg["prior"]).split(" (")[0]
+            label = row_label(cfg["sampler"], cfg["prior"])
+            fam = label.split(" (")[0]
+            if task in table.get(fam, {}):  # two settings of one family on a task: keep both, by full label
+                fam = label
             parts = []
             for i, label in enumerate(metrics):
                 name = S.METRICS_GROUP + label
