@@ -203,7 +203,13 @@ void check_yaml_node(const YAML::Node& n, const std::string& file, const std::st
   if (n.IsMap()) {
     std::set<std::string> seen;
     for (const auto& kv : n) {
-      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("<non-scalar key>");
+      // psbench's keys are names; a sequence, map or null as a key (`[a]: 1`, `? {a: 1}`, `~: 1`) would make
+      // every later `as<std::string>()` of the key throw yaml-cpp's bad conversion instead of naming it.
+      if (!kv.first.IsScalar())
+        throw ConfigError(file + ":" + std::to_string(kv.first.Mark().line + 1) + ": " +
+                          (path.empty() ? std::string("top level") : path) + ": a key must be a plain name, not a " +
+                          (kv.first.IsSequence() ? "sequence" : kv.first.IsMap() ? "map" : "null"));
+      const std::string key = kv.first.Scalar();
       const std::string at = path.empty() ? key : path + "." + key;
       if (!seen.insert(key).second)
         throw ConfigError(file + ":" + std::to_string(kv.first.Mark().line + 1) + ": " + at +
@@ -217,6 +223,12 @@ void check_yaml_node(const YAML::Node& n, const std::string& file, const std::st
 }
 
 }  // namespace
+
+ConfigError yaml_error(const std::string& file, const std::string& key, const YAML::Exception& e) {
+  std::string at = file;
+  if (!e.mark.is_null()) at += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+  return ConfigError(at + ": " + (key.empty() ? "" : key + ": ") + first_line(e.msg));
+}
 
 void check_yaml_document(const YAML::Node& root, const std::string& file) {
   int64_t visited = 0;

@@ -75,9 +75,10 @@ ModelFile load_model(const std::string& path) {
   torch::serialize::InputArchive ar;
   try {
     ar.load_from(path);
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
+    // The archive is TorchScript underneath: a damaged entry can fail in its parser (a plain std::exception).
     throw ConfigError("model file '" + path + "' is not a readable LibTorch archive (" +
-                      std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+                      first_line(e.what()).substr(0, 200) + ")");
   }
   const std::string kind = read_string(ar, "psbench_model", path);
   PrecondConfig pc;
@@ -90,17 +91,24 @@ ModelFile load_model(const std::string& path) {
   if (!(pc.sigma_data > 0 && pc.sigma_min > 0 && pc.sigma_max > pc.sigma_min))
     throw ConfigError("model file '" + path + "' has an invalid sigma range");
   ModelFile f;
-  f.model = Preconditioned(UNetConfig::from_string(read_string(ar, "architecture", path)), pc);
+  UNetConfig arch;
+  try {
+    arch = UNetConfig::from_string(read_string(ar, "architecture", path));
+  } catch (const ConfigError& e) {
+    throw ConfigError("model file '" + path + "': " + e.what());
+  }
+  f.model = Preconditioned(arch, pc);
   c10::IValue meta;
   if (ar.try_read("meta", meta) && meta.isGenericDict())
-    for (const auto& kv : meta.toGenericDict()) f.meta[kv.key().toStringRef()] = kv.value().toStringRef();
+    for (const auto& kv : meta.toGenericDict())
+      if (kv.key().isString() && kv.value().isString()) f.meta[kv.key().toStringRef()] = kv.value().toStringRef();
   torch::serialize::InputArchive weights;
   try {
     ar.read("weights", weights);
     f.model->load(weights);
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     throw ConfigError("model file '" + path + "': weights do not match the architecture (" +
-                      std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+                      first_line(e.what()).substr(0, 200) + ")");
   }
   f.model->eval();
   return f;

@@ -107,7 +107,7 @@ TorchScriptConventions TorchScriptConventions::load(const std::string& yaml_path
   try {
     n = YAML::LoadFile(yaml_path);
   } catch (const YAML::Exception& e) {
-    throw ConfigError("'" + yaml_path + "': not valid YAML (" + std::string(e.what()) + ")");
+    throw yaml_error("'" + yaml_path + "'", "not valid YAML", e);
   }
   const YAML::Node& cn = n;
   auto fail = [&](const std::string& what) { return ConfigError("'" + yaml_path + "': " + what); };
@@ -116,34 +116,48 @@ TorchScriptConventions TorchScriptConventions::load(const std::string& yaml_path
   static const std::vector<std::string> known{"kind", "shape", "latent_shape", "sigma_min", "sigma_max",
                                               "sigma_data", "value_range", "evaluations_per_call"};
   for (const auto& kv : cn) {
-    const auto key = kv.first.as<std::string>();
+    const auto key = kv.first.Scalar();  // check_yaml_document refused keys that are not scalars
     if (std::find(known.begin(), known.end(), key) == known.end()) throw fail("unknown key '" + key + "'");
   }
-  TorchScriptConventions c;
-  try {
-    if (!cn["kind"]) throw fail("missing 'kind' (denoiser, generator or consistency)");
-    c.kind = cn["kind"].as<std::string>();
-    if (c.kind != "denoiser" && c.kind != "generator" && c.kind != "consistency")
-      throw fail("kind must be denoiser, generator or consistency, got '" + c.kind + "'");
-    if (!cn["shape"]) throw fail("missing 'shape' [C, H, W]");
-    c.shape = cn["shape"].as<std::vector<int64_t>>();
-    c.latent_shape = cn["latent_shape"] ? cn["latent_shape"].as<std::vector<int64_t>>() : c.shape;
-    for (const auto* s : {&c.shape, &c.latent_shape})
-      for (auto v : *s)
-        if (v < 1) throw fail("shapes must have positive entries");
-    if (cn["sigma_min"]) c.sigma_min = cn["sigma_min"].as<double>();
-    if (cn["sigma_max"]) c.sigma_max = cn["sigma_max"].as<double>();
-    if (cn["sigma_data"]) c.sigma_data = cn["sigma_data"].as<double>();
-    if (cn["value_range"]) {
-      auto r = cn["value_range"].as<std::vector<double>>();
-      if (r.size() != 2 || !(r[1] > r[0])) throw fail("value_range must be [lo, hi] with hi > lo");
-      c.value_lo = r[0];
-      c.value_hi = r[1];
+  // Each value read through yaml-cpp's conversion; a value of the wrong shape (a map for a number, a number
+  // too large for int64) is refused naming its key and what it holds.
+  auto get = [&](const char* key, auto as) {
+    using T = decltype(as);
+    try {
+      return cn[key].template as<T>();
+    } catch (const YAML::Exception&) {
+      const YAML::Node v = cn[key];
+      throw fail(std::string(key) + ": " + (v.IsScalar() ? "'" + v.Scalar() + "'" : std::string("this value")) +
+                 " is not " + (std::is_same_v<T, std::string> ? "a name"
+                               : std::is_same_v<T, double>    ? "a number"
+                               : std::is_same_v<T, int64_t>   ? "an integer"
+                               : std::is_same_v<T, std::vector<int64_t>> ? "a list of integers"
+                                                                          : "a list of numbers"));
     }
-    if (cn["evaluations_per_call"]) c.evaluations_per_call = cn["evaluations_per_call"].as<int64_t>();
-  } catch (const YAML::Exception& e) {
-    throw fail("bad value (" + std::string(e.what()) + ")");
+  };
+  TorchScriptConventions c;
+  if (!cn["kind"]) throw fail("missing 'kind' (denoiser, generator or consistency)");
+  c.kind = get("kind", std::string());
+  if (c.kind != "denoiser" && c.kind != "generator" && c.kind != "consistency")
+    throw fail("kind must be denoiser, generator or consistency, got '" + c.kind + "'");
+  if (!cn["shape"]) throw fail("missing 'shape' [C, H, W]");
+  c.shape = get("shape", std::vector<int64_t>());
+  c.latent_shape = cn["latent_shape"] ? get("latent_shape", std::vector<int64_t>()) : c.shape;
+  for (const auto* s : {&c.shape, &c.latent_shape})
+    for (auto v : *s)
+      if (v < 1) throw fail("shapes must have positive entries");
+  if (cn["sigma_min"]) c.sigma_min = get("sigma_min", double());
+  if (cn["sigma_max"]) c.sigma_max = get("sigma_max", double());
+  if (cn["sigma_data"]) c.sigma_data = get("sigma_data", double());
+  if (cn["value_range"]) {
+    auto r = get("value_range", std::vector<double>());
+    if (r.size() != 2 || !(r[1] > r[0])) throw fail("value_range must be [lo, hi] with hi > lo");
+    c.value_lo = r[0];
+    c.value_hi = r[1];
   }
+  if (cn["evaluations_per_call"]) c.evaluations_per_call = get("evaluations_per_call", int64_t());
+  for (const double v : {c.sigma_min, c.sigma_max, c.sigma_data, c.value_lo, c.value_hi})
+    if (!std::isfinite(v)) throw fail("sigma_min, sigma_max, sigma_data and value_range must be finite");
   if (!(c.sigma_min > 0 && c.sigma_max > c.sigma_min && c.sigma_data > 0))
     throw fail("need 0 < sigma_min < sigma_max and sigma_data > 0");
   if (c.evaluations_per_call < 1) throw fail("evaluations_per_call must be >= 1");
@@ -159,9 +173,11 @@ torch::jit::Module load_torchscript(const std::string& path, const std::string& 
   torch::jit::Module m;
   try {
     m = torch::jit::load(path, device);
-  } catch (const c10::Error& e) {
-    throw ConfigError("'" + path + "' is not a loadable TorchScript file (" +
-                      std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const std::exception& e) {
+    // Not only c10::Error: a damaged code/ entry of the archive fails in TorchScript's parser, whose
+    // ErrorReport is a plain std::exception quoting the source over several lines.
+    throw ConfigError("'" + path + "' is not a loadable TorchScript file (" + first_line(e.what()).substr(0, 200) +
+                      ")");
   }
   auto method = m.find_method("forward");
   if (!method) throw ConfigError("TorchScript file '" + path + "' has no forward method");

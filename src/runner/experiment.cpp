@@ -126,14 +126,15 @@ const std::set<std::string> kGridKeys = {"tasks", "datasets", "priors", "sampler
 
 }  // namespace
 
-Experiment parse_experiment_text(const std::string& text, const std::string& path) {
+namespace {
+
+Experiment parse_experiment_document(const std::string& text, const std::string& path) {
   Ctx ctx{path};
   YAML::Node loaded;
   try {
     loaded = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                      ": YAML syntax error: " + e.msg);
+    throw yaml_error(path, "YAML syntax error", e);
   }
   // Const access only: operator[] on a non-const node would insert the keys it looks up.
   const YAML::Node root = loaded;
@@ -258,6 +259,16 @@ Experiment parse_experiment_text(const std::string& text, const std::string& pat
                 }
   }
   return ex;
+}
+
+}  // namespace
+
+Experiment parse_experiment_text(const std::string& text, const std::string& path) {
+  try {
+    return parse_experiment_document(text, path);
+  } catch (const YAML::Exception& e) {
+    throw yaml_error(path, "", e);
+  }
 }
 
 Experiment load_experiment(const std::string& path, const std::map<std::string, std::string>& vars) {

@@ -1,5 +1,7 @@
 #include "runner/report.h"
 
+#include "core/errors.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -208,6 +210,16 @@ std::string markdown_report(const std::vector<CellRecord>& stored) {
   }
   if (!not_computed.empty()) out += "\nMetrics not computed:\n" + not_computed;
   return out;
+}
+
+std::string markdown_report(const std::vector<CellRecord>& cells, const std::string& file) {
+  try {
+    return markdown_report(cells);
+  } catch (const ConfigError& e) {
+    throw ConfigError(file + ": " + e.what());
+  } catch (const std::exception& e) {
+    throw ConfigError(file + ": cannot report its cells: " + first_line(e.what()));
+  }
 }
 
 }  // namespace psbench

@@ -1,10 +1,17 @@
 #include <hdf5.h>
 
-#include <cstdio>
-#include <iostream>
-#include <stdexcept>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <stdexcept>
+#include <optional>
+#include <set>
+#include <string_view>
 
 #include <filesystem>
 
@@ -17,6 +24,10 @@ namespace psbench {
 namespace {
 
 [[noreturn]] void h5fail(const std::string& what) { throw std::runtime_error("HDF5: " + what); }
+
+// Checks of the structures libhdf5 1.10 reads unchecked, made before it reads them (defined below).
+void check_global_heaps(const std::string& path);
+void check_attribute_heap_ids(hid_t obj);
 
 // Minimal RAII for hid_t handles.
 class Handle {
@@ -80,9 +91,22 @@ std::map<std::string, std::string> read_all_attrs(hid_t obj) {
   std::map<std::string, std::string> out;
   H5O_info_t info;
   if (H5Oget_info(obj, &info) < 0) h5fail("object info");
+  check_attribute_heap_ids(obj);
+  // libhdf5 1.10 enumerates attributes by index through a table it builds by decoding every attribute message;
+  // when one fails to decode, its error path (H5A__compact_build_table) closes the table's unset slots, whose
+  // contents are whatever its free lists held: a crash depending on the heap (found by tests/fuzz, confirmed
+  // with valgrind). A lookup by name decodes the same messages one by one and stops cleanly at a damaged one,
+  // and keeps the decoded messages for the table: so a lookup of a name psbench never writes goes first.
+  if (info.num_attrs > 0 && H5Aexists(obj, "\x7f psbench: no such attribute") != 0)
+    h5fail("an attribute message cannot be decoded");
   for (hsize_t i = 0; i < info.num_attrs; ++i) {
-    char name[512];
-    if (H5Aget_name_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0) continue;
+    // An attribute whose name cannot be read is damage, not something to skip: a record missing it would be
+    // read as if it had never been written.
+    const ssize_t n = H5Aget_name_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (n < 0) h5fail("name of attribute " + std::to_string(i));
+    std::string name(static_cast<size_t>(n), '\0');
+    if (H5Aget_name_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT) < 0)
+      h5fail("name of attribute " + std::to_string(i));
     out[name] = read_attr(obj, name);
   }
   return out;
@@ -121,8 +145,21 @@ void write_array(hid_t loc, const std::string& path, const at::Tensor& t) {
 at::Tensor read_array(hid_t ds) {
   Handle space(H5Dget_space(ds), H5Sclose, "dataspace");
   int nd = H5Sget_simple_extent_ndims(space);
-  std::vector<hsize_t> dims(static_cast<size_t>(std::max(nd, 0)));
-  if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  if (nd < 0) h5fail("dataspace rank");
+  std::vector<hsize_t> dims(static_cast<size_t>(nd));
+  if (nd > 0 && H5Sget_simple_extent_dims(space, dims.data(), nullptr) < 0) h5fail("dataspace dimensions");
+  // A damaged dataspace can claim any size, and at::empty would try to allocate it: the elements must fit in
+  // the bytes the dataset stores, allowing for deflate (at most about 1032:1) on chunked arrays.
+  const hsize_t stored = H5Dget_storage_size(ds);
+  constexpr hsize_t kMaxElements = hsize_t{1} << 40;
+  hsize_t elements = 1;
+  for (const hsize_t d : dims) {
+    if (d != 0 && elements > kMaxElements / d) h5fail("dataspace of more than 2^40 elements");
+    elements *= d;
+  }
+  if (elements > 0 && elements > 1100 * stored + 4096)
+    h5fail("dataspace of " + std::to_string(elements) + " elements, but only " + std::to_string(stored) +
+           " bytes stored");
   Handle ftype(H5Dget_type(ds), H5Tclose, "type");
   at::ScalarType st;
   hid_t mem;
@@ -142,16 +179,15 @@ at::Tensor read_array(hid_t ds) {
   return t;
 }
 
-struct VisitState {
-  std::map<std::string, at::Tensor>* arrays;
-  hid_t root;
-};
-
-herr_t visit_dataset(hid_t obj, const char* name, const H5O_info_t* info, void* data) {
+// Collects the paths of the datasets below a group. Nothing is read (nor thrown) inside the callback: an
+// exception unwinding through libhdf5's C frames would leave its metadata cache entries protected.
+herr_t collect_dataset(hid_t, const char* name, const H5O_info_t* info, void* data) {
   if (info->type != H5O_TYPE_DATASET) return 0;
-  auto* st = static_cast<VisitState*>(data);
-  Handle ds(H5Dopen2(obj, name, H5P_DEFAULT), H5Dclose, std::string("opening ") + name);
-  (*st->arrays)[name] = read_array(ds);
+  try {
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+  } catch (...) {
+    return -1;
+  }
   return 0;
 }
 
@@ -166,6 +202,7 @@ hid_t open_file(const std::string& path, bool writable) {
   Silence quiet;
   if (!writable) {
     if (!file_exists(path)) throw ConfigError(path + ": no such file");
+    check_global_heaps(path);
     hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) throw ConfigError(path + ": not a readable HDF5 file (truncated, or another format)");
     return f;
@@ -205,12 +242,224 @@ std::vector<std::string> child_names(hid_t group) {
   H5G_info_t info;
   if (H5Gget_info(group, &info) < 0) h5fail("group info");
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    const ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (n < 0) h5fail("name of link " + std::to_string(i));
     std::string s(static_cast<size_t>(n), '\0');
-    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, s.data(), s.size() + 1, H5P_DEFAULT);
+    if (H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, s.data(), s.size() + 1, H5P_DEFAULT) < 0)
+      h5fail("name of link " + std::to_string(i));
     names.push_back(s);
   }
   return names;
+}
+
+// Reading a results file is reading outside input (it may come from elsewhere, or be damaged since): any failure
+// while reading it is a ConfigError naming the file, so the CLI exits 2 with one line.
+template <class F>
+auto reading(const std::string& path, F&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw ConfigError(path + ": damaged, or not an HDF5 file psbench can read (" + first_line(e.what()) + ")");
+  }
+}
+
+uint64_t little_endian(const unsigned char* p, size_t width) {
+  uint64_t v = 0;
+  for (size_t i = width; i-- > 0;) {
+    if (i >= 8 && p[i] != 0) return ~uint64_t{0};  // wider than 64 bits: larger than any file
+    if (i < 8) v = (v << 8) | p[i];
+  }
+  return v;
+}
+
+// The bytes of an HDF5 file as libhdf5's format lays them out, read without libhdf5: for the checks below of
+// structures that libhdf5 1.10 reads unchecked.
+class RawFile {
+ public:
+  explicit RawFile(const std::string& path) : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    struct stat st;
+    if (fd_ < 0 || ::fstat(fd_, &st) != 0) return;
+    size_ = static_cast<uint64_t>(st.st_size);
+    // The superblock is at the first of byte 0, 512, 1024, 2048... that holds the signature (where libhdf5
+    // looks): sizes of addresses and lengths, and the base address that addresses count from.
+    static const std::string_view kSignature("\x89HDF\r\n\x1a\n", 8);
+    for (uint64_t at = 0; at + 48 <= size_; at = at == 0 ? 512 : 2 * at) {
+      const std::string sb = read(at, 48);
+      if (sb.size() < 48 || std::string_view(sb).substr(0, 8) != kSignature) continue;
+      const auto* b = reinterpret_cast<const unsigned char*>(sb.data());
+      const unsigned version = b[8];
+      offset_size_ = version < 2 ? b[13] : b[9];
+      length_size_ = version < 2 ? b[14] : b[10];
+      const size_t base_at = version == 0 ? 24 : version == 1 ? 28 : 12;
+      if (offset_size_ < 2 || offset_size_ > 8 || length_size_ < 2 || length_size_ > 8) break;
+      base_ = little_endian(b + base_at, offset_size_);
+      valid_ = true;
+      break;
+    }
+  }
+  ~RawFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawFile(const RawFile&) = delete;
+  RawFile& operator=(const RawFile&) = delete;
+
+  // libhdf5 refuses the file itself (no superblock, or sizes it does not know): nothing to check here.
+  bool valid() const { return valid_; }
+  uint64_t size() const { return size_; }
+  size_t offset_size() const { return offset_size_; }
+  size_t length_size() const { return length_size_; }
+  uint64_t base() const { return base_; }
+  const std::string& path() const { return path_; }
+
+  std::string read(uint64_t at, uint64_t n) const {
+    if (at >= size_) return {};
+    n = std::min(n, size_ - at);
+    std::string b(static_cast<size_t>(n), '\0');
+    size_t got = 0;
+    while (got < n) {
+      const ssize_t r = ::pread(fd_, b.data() + got, static_cast<size_t>(n) - got, static_cast<off_t>(at + got));
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+    b.resize(got);
+    return b;
+  }
+
+  // libhdf5 1.10 walks the objects of a global heap collection (the "GCOL" blocks holding variable-length
+  // strings: every attribute psbench writes) by the sizes it reads from them, unchecked
+  // (H5HG__cache_heap_deserialize): a free-space object of size 0 makes it loop for ever, a size past the end
+  // of the collection makes it read beyond its buffer. This walks the collection at byte `at` the same way with
+  // the bounds it lacks. Returns the objects (index -> size), nothing when `at` holds no version-1 collection
+  // (libhdf5 refuses those itself); a ConfigError when libhdf5 would loop or overrun on it.
+  std::optional<std::map<uint64_t, uint64_t>> collection(uint64_t at) const {
+    const uint64_t header = 8 + length_size_, object_header = 8 + length_size_;
+    const std::string head = read(at, header);
+    if (head.size() < 5 || head.compare(0, 4, "GCOL") != 0 || head[4] != 1) return std::nullopt;
+    auto fail = [&](const std::string& what) {
+      throw ConfigError(path_ + ": damaged HDF5 file: the global heap collection at byte " + std::to_string(at) +
+                        " " + what + " (libhdf5 would loop or read out of bounds on it)");
+    };
+    if (head.size() < header) fail("is cut off by the end of the file");
+    const uint64_t size = little_endian(reinterpret_cast<const unsigned char*>(head.data()) + 8, length_size_);
+    if (size < header) fail("is smaller than its own header");
+    if (size > size_ - at) fail("runs past the end of the file");
+    const std::string c = read(at, size);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(c.data());
+    std::map<uint64_t, uint64_t> objects;
+    for (uint64_t p = header; p < size;) {
+      if (p + object_header > size) break;  // too small for an object: free space, as libhdf5 takes it
+      const uint64_t index = little_endian(bytes + p, 2), object_size = little_endian(bytes + p + 8, length_size_);
+      if (object_size > size) fail("has an object larger than itself");
+      // Object 0 is the free space, its size counting its header; the others are padded to 8 bytes.
+      const uint64_t need = index > 0 ? object_header + (object_size + 7) / 8 * 8 : object_size;
+      if (need == 0) fail("has a free-space object of size 0");
+      if (need > size - p) fail("has an object running past its end");
+      if (index > 0) objects[index] = object_size;
+      p += need;
+    }
+    return objects;
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+  uint64_t size_ = 0, base_ = 0;
+  size_t offset_size_ = 8, length_size_ = 8;
+  bool valid_ = false;
+};
+
+// Every global heap collection of the file is walked (RawFile::collection) before libhdf5 reads it: tests/fuzz
+// found one damaged byte that hung the reader for an hour. A collection is found by its signature and version
+// byte wherever it lies, as libhdf5 accepts one at any address that holds them; a chance "GCOL\1" inside
+// compressed data would also need a size that fits the file (odds about 2^-40 per byte) to be refused.
+void check_global_heaps(const std::string& path) {
+  const RawFile file(path);
+  if (!file.valid()) return;  // H5Fopen reports it
+  constexpr uint64_t kBlock = uint64_t{1} << 20;
+  std::string carry;
+  for (uint64_t at = 0; at < file.size(); at += kBlock) {
+    const std::string block = carry + file.read(at, kBlock);
+    const uint64_t base = at - carry.size();
+    for (size_t i = block.find("GCOL"); i != std::string::npos; i = block.find("GCOL", i + 1)) (void)file.collection(base + i);
+    carry = block.size() >= 3 ? block.substr(block.size() - 3) : block;
+  }
+}
+
+// libhdf5 1.10 also trusts the heap ID that a variable-length attribute value holds (collection address, object
+// index, length): an index the collection does not have makes H5HG_read dereference a pointer from past its
+// object table, and an object longer than the stated length is copied past the buffer sized by that length
+// (tests/fuzz: a segfault in H5HG_read), and a damaged length makes it allocate and copy up to 2^32 elements
+// (tests/fuzz: a 20 s hang). So the attribute messages of the object `obj` are read here from its
+// (version 1, as psbench writes) object header, and every heap ID checked against its collection before
+// libhdf5 follows it. Headers of another version, or ones this cannot follow, are left to libhdf5.
+void check_attribute_heap_ids(hid_t obj) {
+  H5O_info_t info;
+  if (H5Oget_info(obj, &info) < 0 || info.num_attrs == 0) return;
+  const ssize_t name_size = H5Fget_name(obj, nullptr, 0);
+  if (name_size <= 0) return;
+  std::string path(static_cast<size_t>(name_size), '\0');
+  if (H5Fget_name(obj, path.data(), path.size() + 1) < 0) return;
+  const RawFile file(path);
+  if (!file.valid()) return;
+  const size_t O = file.offset_size(), L = file.length_size();
+  auto fail = [&](const std::string& what) {
+    throw ConfigError(path + ": damaged HDF5 file: the object header at byte " + std::to_string(file.base() + info.addr) +
+                      " has " + what + " (libhdf5 would read out of bounds on it)");
+  };
+  const std::string prefix = file.read(file.base() + info.addr, 16);
+  if (prefix.size() < 16 || prefix[0] != 1) return;
+  const auto* pb = reinterpret_cast<const unsigned char*>(prefix.data());
+  // Chunks of messages: the first follows the 16-byte prefix; continuation messages (type 0x10) add others.
+  std::vector<std::pair<uint64_t, uint64_t>> chunks{{file.base() + info.addr + 16, little_endian(pb + 8, 4)}};
+  std::set<uint64_t> seen;
+  for (size_t c = 0; c < chunks.size() && c < 1024; ++c) {
+    const auto [at, length] = chunks[c];
+    if (!seen.insert(at).second || length > file.size()) continue;
+    const std::string chunk = file.read(at, length);
+    const auto* b = reinterpret_cast<const unsigned char*>(chunk.data());
+    for (uint64_t p = 0; p + 8 <= chunk.size();) {
+      const uint64_t type = little_endian(b + p, 2), size = little_endian(b + p + 2, 2);
+      const uint64_t data = p + 8;
+      if (size > chunk.size() - data) break;  // libhdf5 refuses the header itself
+      p = data + size;
+      if (type == 0x10 && size >= O + L) {
+        chunks.emplace_back(file.base() + little_endian(b + data, O), little_endian(b + data + O, L));
+        continue;
+      }
+      // (A shared message, flag 0x02, holds a reference to the attribute elsewhere; psbench writes none.)
+      if (type != 0x0C || size < 8 || (b[p - size - 4] & 0x02)) continue;
+      // Attribute message: version, flags or reserved, then the sizes of name, datatype and dataspace (version 3
+      // adds an encoding byte); version 1 pads each part to 8 bytes.
+      const unsigned version = b[data];
+      const uint64_t name_len = little_endian(b + data + 2, 2), type_len = little_endian(b + data + 4, 2),
+                     space_len = little_endian(b + data + 6, 2);
+      auto padded = [&](uint64_t n) { return version == 1 ? (n + 7) / 8 * 8 : n; };
+      const uint64_t type_at = data + (version == 3 ? 9 : 8) + padded(name_len);
+      const uint64_t value_at = type_at + padded(type_len) + padded(space_len);
+      if (version < 1 || version > 3 || type_len < 16 || value_at > p || type_at + 16 > p) continue;
+      if ((b[type_at] & 0x0f) != 9) continue;  // not variable-length: no heap IDs
+      const uint64_t base_size = little_endian(b + type_at + 12, 4);  // the element type's size
+      const uint64_t id_size = 4 + O + 4;
+      for (uint64_t v = value_at; v + id_size <= p; v += id_size) {
+        const uint64_t length = little_endian(b + v, 4), address = little_endian(b + v + 4, O),
+                       index = little_endian(b + v + 4 + O, 4);
+        if (address == 0) continue;  // a null value: libhdf5 reads no heap
+        const auto objects = file.collection(file.base() + address);
+        if (!objects) continue;  // no collection there: libhdf5 says so itself
+        const auto it = objects->find(index);
+        if (it == objects->end())
+          fail("a variable-length value naming object " + std::to_string(index) + " of the global heap collection at byte " +
+               std::to_string(file.base() + address) + ", which has no such object");
+        // libhdf5 writes an object of exactly length x element size; a larger one would be copied past the
+        // buffer sized by the length, a larger length makes it allocate and copy that much (a hang at 2^31).
+        if (length > (uint64_t{1} << 32) / std::max<uint64_t>(base_size, 1) || it->second != length * base_size)
+          fail("a variable-length value of " + std::to_string(length) + " elements whose heap object holds " +
+               std::to_string(it->second) + " bytes");
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -226,6 +475,7 @@ namespace {
 void check_results_file(hid_t f, const std::string& path, bool created) {
   Silence quiet;
   Handle root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose, "open /");
+  check_attribute_heap_ids(root);
   if (H5Aexists(root, schema::kResultsSchema) > 0) {
     const std::string found = read_attr(root, schema::kResultsSchema);
     if (found != schema::kResultsSchemaVersion) {
@@ -246,8 +496,11 @@ Hdf5Store::Hdf5Store(std::string path, const std::string& mode, std::map<std::st
     : path_(std::move(path)), writable_(mode == "a") {
   const bool created = writable_ && !file_exists(path_);
   if (writable_) ensure_space(path_, CellRecord{}, "the results file's header");
+  // Read-only opens check the file's heaps themselves; a file opened to append is checked once here, not at
+  // every cell written (psbench wrote everything since).
+  if (writable_ && !created) check_global_heaps(path_);
   Handle f(open_file(path_, writable_), H5Fclose, "open " + path_);
-  check_results_file(f, path_, created);
+  reading(path_, [&] { check_results_file(f, path_, created); });
   if (!writable_) return;
   Silence quiet;
   if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0) {
@@ -302,15 +555,30 @@ hid_t open_group_path(hid_t f, const std::string& path, bool create) {
   return H5Gopen2(f, path.c_str(), H5P_DEFAULT);
 }
 
-// The attributes and every array of the group `name` under `parent` (a cell, or a stored measurement).
-CellRecord read_record(hid_t parent, const std::string& name, const std::string& key) {
-  CellRecord rec;
-  rec.key = key;
-  Handle g(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), H5Gclose, "open " + name);
-  rec.attributes = read_all_attrs(g);
-  VisitState st{&rec.arrays, g};
-  if (H5Ovisit(g, H5_INDEX_NAME, H5_ITER_INC, visit_dataset, &st) < 0) h5fail("reading " + name);
-  return rec;
+// The attributes and every array of the group `name` under `parent` (a cell, or a stored measurement); an error
+// names the record as `what`.
+CellRecord read_record(hid_t parent, const std::string& name, const std::string& key, const std::string& what) {
+  try {
+    CellRecord rec;
+    rec.key = key;
+    Handle g(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), H5Gclose, "open group");
+    rec.attributes = read_all_attrs(g);
+    std::vector<std::string> datasets;
+    if (H5Ovisit(g, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &datasets) < 0) h5fail("listing its datasets");
+    for (const auto& d : datasets) {
+      Handle ds(H5Dopen2(g, d.c_str(), H5P_DEFAULT), H5Dclose, "opening " + d);
+      try {
+        rec.arrays[d] = read_array(ds);
+      } catch (const std::exception& e) {
+        h5fail(d + ": " + first_line(e.what()));
+      }
+    }
+    return rec;
+  } catch (const ConfigError&) {
+    throw;  // already names the file and the damage
+  } catch (const std::exception& e) {
+    throw std::runtime_error(what + ": " + first_line(e.what()));
+  }
 }
 
 std::string measurements_path(const std::string& key) { return std::string(schema::kMeasurementsGroup) + "/" + key; }
@@ -368,14 +636,16 @@ std::map<int64_t, CellRecord> Hdf5Store::read_measurements(const std::string& ke
   if (!file_exists(measurements_file())) return out;
   Handle f(open_file(measurements_file(), false), H5Fclose, "open " + measurements_file());
   Silence quiet;
-  hid_t id = open_group_path(f, measurements_path(key), false);
-  if (id < 0) return out;
-  Handle group(id, H5Gclose, "open " + measurements_path(key));
-  for (const auto& n : child_names(group)) {
-    if (n.size() < 2 || n[0] != 'm') continue;  // leftovers of an interrupted write start with '.'
-    out[std::stoll(n.substr(1))] = read_record(group, n, key);
-  }
-  return out;
+  return reading(measurements_file(), [&] {
+    hid_t id = open_group_path(f, measurements_path(key), false);
+    if (id < 0) return out;
+    Handle group(id, H5Gclose, "open " + measurements_path(key));
+    for (const auto& n : child_names(group)) {
+      if (n.size() < 2 || n[0] != 'm') continue;  // leftovers of an interrupted write start with '.'
+      out[std::stoll(n.substr(1))] = read_record(group, n, key, "cell " + key + " measurement " + n);
+    }
+    return out;
+  });
 }
 
 void Hdf5Store::drop_measurements(const std::string& key) {
@@ -403,41 +673,50 @@ std::set<std::string> Hdf5Store::complete_keys() const {
   if (!file_exists(path_)) return keys;
   Handle f(open_file(path_, false), H5Fclose, "open " + path_);
   Silence quiet;
-  if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0) return keys;
-  Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
-  for (const auto& n : child_names(cells))
-    if (!n.empty() && n[0] != '.') keys.insert(n);
-  return keys;
+  return reading(path_, [&] {
+    if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0) return keys;
+    Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
+    for (const auto& n : child_names(cells))
+      if (!n.empty() && n[0] != '.') keys.insert(n);
+    return keys;
+  });
 }
 
 std::vector<CellRecord> Hdf5Store::read_all() const {
   std::vector<CellRecord> out;
   Handle f(open_file(path_, false), H5Fclose, "open " + path_);
   Silence quiet;
-  if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0) throw std::runtime_error(path_ + ": not a psbench results file (no /cells)");
-  Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
-  for (const auto& n : child_names(cells)) {
-    if (n.empty() || n[0] == '.') continue;
-    out.push_back(read_record(cells, n, n));
-  }
-  return out;
+  return reading(path_, [&] {
+    if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0)
+      throw ConfigError(path_ + ": not a psbench results file (no " + schema::kCellsGroup + " group)");
+    Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
+    for (const auto& n : child_names(cells)) {
+      if (n.empty() || n[0] == '.') continue;
+      out.push_back(read_record(cells, n, n, "cell " + n));
+    }
+    return out;
+  });
 }
 
 std::map<std::string, std::string> Hdf5Store::file_attributes() const {
   Handle f(open_file(path_, false), H5Fclose, "open " + path_);
-  Handle root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose, "open /");
-  return read_all_attrs(root);
+  Silence quiet;
+  return reading(path_, [&] {
+    Handle root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose, "open /");
+    return read_all_attrs(root);
+  });
 }
 
 at::Tensor read_hdf5_dataset(const std::string& path, const std::string& dataset) {
   Handle f(open_file(path, false), H5Fclose, "open " + path);
   Silence quiet;
-  if (H5Lexists(f, dataset.c_str(), H5P_DEFAULT) <= 0)
-    throw std::runtime_error(path + ": no dataset '" + dataset + "'");
-  hid_t id = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
-  if (id < 0) throw std::runtime_error(path + ": '" + dataset + "' is not a dataset");
-  Handle ds(id, H5Dclose, "open " + dataset);
-  return read_array(ds);
+  return reading(path, [&] {
+    if (H5Lexists(f, dataset.c_str(), H5P_DEFAULT) <= 0) throw ConfigError(path + ": no dataset '" + dataset + "'");
+    hid_t id = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
+    if (id < 0) throw ConfigError(path + ": '" + dataset + "' is not a dataset");
+    Handle ds(id, H5Dclose, "open " + dataset);
+    return read_array(ds);
+  });
 }
 
 void write_hdf5_dataset(const std::string& path, const std::string& dataset, const at::Tensor& t,

@@ -60,7 +60,7 @@ class Hdf5Store : public ResultStore {
 };
 
 // One dataset of any HDF5 file as a CPU tensor (float, double, int64 or uint8), e.g. images written by
-// h5py for `psbench fd`. Throws std::runtime_error naming the file and dataset.
+// h5py for `psbench fd`. Throws ConfigError naming the file and dataset (a missing or unreadable one).
 at::Tensor read_hdf5_dataset(const std::string& path, const std::string& dataset);
 // Writes a new HDF5 file (replacing `path`) holding one dataset, plus string attributes on the file.
 void write_hdf5_dataset(const std::string& path, const std::string& dataset, const at::Tensor& t,

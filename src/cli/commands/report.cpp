@@ -87,7 +87,7 @@ int cmd_report(const std::vector<std::string>& args) {
   Hdf5Store store(files.front(), "r");
   auto attrs = store.file_attributes();
   std::cout << "## " << (attrs.count("experiment") ? attrs["experiment"] : files.front()) << "\n\n";
-  std::cout << markdown_report(store.read_all());
+  std::cout << markdown_report(store.read_all(), files.front());
   return 0;
 }
 
