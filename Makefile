@@ -14,7 +14,7 @@ export CCACHE_DIR ?= $(HOME)/.cache/psbench-ccache
 RUN_PACKAGES = cmake g++ make ccache git libtorch-dev libyaml-cpp-dev libhdf5-dev \
   libboost-program-options-dev libstb-dev libopenblas0-pthread zlib1g-dev dataset-fashion-mnist
 TEST_PACKAGES = catch2 libbenchmark-dev python3-h5py python3-numpy python3-scipy python3-pil python3-torch \
-  python3-skimage python3-pandas python3-matplotlib python3-yaml
+  python3-skimage python3-pandas python3-matplotlib python3-yaml valgrind
 DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
 
 .PHONY: deps deps-run configure build build-run run test bench clean fashion-tables sanitize

@@ -2,6 +2,22 @@
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+// stb_image's buffers start zeroed: on a damaged PNG (tests/fuzz, Valgrind memcheck) its decoder reads filter
+// bytes from a part of its buffer that the damaged stream never wrote, so the image would depend on whatever
+// the allocator held. Zeroed, a damaged file decodes (or is refused) the same way every time.
+void* stbi_zeroed_realloc(void* p, size_t old_size, size_t new_size) {
+  auto* q = static_cast<unsigned char*>(std::realloc(p, new_size));
+  if (q && new_size > old_size) std::memset(q + old_size, 0, new_size - old_size);
+  return q;
+}
+}  // namespace
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC_SIZED(p, old_size, new_size) stbi_zeroed_realloc(p, old_size, new_size)
+#define STBI_FREE(p) std::free(p)
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb_image.h>
 

@@ -18,6 +18,7 @@
 #include <torch/script.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -27,6 +28,8 @@
 #include <iostream>
 #include <mutex>
 #include <random>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "core/errors.h"
@@ -280,8 +283,14 @@ std::pair<int64_t, int64_t> run_target(const Target& t, const fs::path& work, Wa
     inputs.push_back(t.mutate(t.corpus[pick(rng, t.corpus.size())], t.corpus, rng));
     labels.push_back("mutant " + std::to_string(i));
   }
+  // For chasing a report of a checker that does not stop the run (Valgrind): PSBENCH_FUZZ_TRACE=1 names each
+  // input on stderr before loading it, PSBENCH_FUZZ_INPUT=i loads input i alone (kept in fuzz_current/).
+  const bool trace = std::getenv("PSBENCH_FUZZ_TRACE") != nullptr;
+  const char* only_input = std::getenv("PSBENCH_FUZZ_INPUT");
   int64_t accepted = 0, refused = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
+    if (only_input && std::to_string(i) != only_input) continue;
+    if (trace) std::cerr << "fuzz: " << t.name << " input " << i << " (" << labels[i] << ")" << std::endl;
     write_bytes(current, inputs[i]);
     watchdog.arm(t.name + " " + labels[i] + " (input kept in " + current.string() + ")");
     struct Disarm {
@@ -408,10 +417,20 @@ TEST_CASE("Fuzzed loaders accept or refuse with a one-line ConfigError naming th
   }
 
   Watchdog watchdog(std::chrono::seconds(20));
-  // PSBENCH_FUZZ_TARGET=<name> runs that target alone (chasing one target's findings at a large scale).
-  const char* only = std::getenv("PSBENCH_FUZZ_TARGET");
+  // PSBENCH_FUZZ_TARGET=<name>[,<name>...] runs those targets alone (chasing one target's findings at a large
+  // scale; ctest's fuzz_memcheck runs the parsers psbench links under Valgrind this way).
+  std::set<std::string> only;
+  if (const char* env = std::getenv("PSBENCH_FUZZ_TARGET")) {
+    std::stringstream list(env);
+    for (std::string name; std::getline(list, name, ',');) only.insert(name);
+  }
+  for (const auto& name : only) {
+    const bool known = std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.name == name; });
+    INFO("PSBENCH_FUZZ_TARGET names " << name);
+    REQUIRE(known);
+  }
   for (const auto& t : targets) {
-    if (only && t.name != only) continue;
+    if (!only.empty() && !only.count(t.name)) continue;
     INFO("target " << t.name);
     const auto start = std::chrono::steady_clock::now();
     const auto [accepted, refused] = run_target(t, work, watchdog);
