@@ -117,14 +117,15 @@ def cell_row(c, columns):
     return out, cost
 
 
-def summary(path, metrics):
-    """Sampler families (the row label without its setting) against tasks, for README's overview."""
-    table = collections.OrderedDict()  # family -> {task: text}
+def summary(path, metrics, by_budget=False):
+    """Sampler families (the row label without its setting) against tasks, for README's overview; with
+    by_budget, against the NFE budget of a budget_mode: set sweep (one task)."""
+    table = collections.OrderedDict()  # family -> {column: text}
     tasks = []
     with h5py.File(path, "r") as f:
         for _, c in S.cells_in_order(f):
             cfg = yaml.safe_load(c.attrs[S.CONFIG])
-            task = cfg["task"]["name"]
+            task = int(cfg.get("nfe_budget", 0)) if by_budget else cfg["task"]["name"]
             if task not in tasks:
                 tasks.append(task)
             label = row_label(cfg["sampler"], cfg["prior"])
@@ -146,7 +147,11 @@ def summary(path, metrics):
             if scored < m:
                 text += f" †{scored}/{m}"
             table.setdefault(fam, {})[task] = text
-    print("| sampler | " + " | ".join(TASK_TITLES.get(t, t).split(" (")[0] for t in tasks) + " |")
+    if by_budget:
+        tasks.sort()
+        print("| sampler | " + " | ".join(f"B = {t}" for t in tasks) + " |")
+    else:
+        print("| sampler | " + " | ".join(TASK_TITLES.get(t, t).split(" (")[0] for t in tasks) + " |")
     print("|---" * (1 + len(tasks)) + "|")
     for fam, row in table.items():
         print(f"| {fam} | " + " | ".join(row.get(t, "not run") for t in tasks) + " |")
@@ -161,9 +166,12 @@ def main():
                     help="instead of one table per task, one table of sampler families against tasks: the first "
                          "metric as mean ± standard error, the second (optional) in brackets, e.g. "
                          "psnr@posterior_mean,psnr")
+    ap.add_argument("--by-budget", action="store_true",
+                    help="with --summary: columns are the NFE budgets of a budget_mode: set sweep "
+                         "(experiments/fashion/fidelity_vs_nfe.yaml) instead of tasks")
     args = ap.parse_args()
     if args.summary:
-        return summary(args.results, args.summary.split(","))
+        return summary(args.results, args.summary.split(","), args.by_budget)
     columns = FIDELITY if args.kind == "fidelity" else DIVERSITY
     by_task = collections.OrderedDict()
     with h5py.File(args.results, "r") as f:
