@@ -1,7 +1,5 @@
 #include "data/image_folder.h"
 
-#include <stb_image.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -9,6 +7,7 @@
 
 #include "core/linalg.h"
 #include "core/errors.h"
+#include "io/png.h"
 
 namespace psbench {
 
@@ -83,9 +82,8 @@ ImageFolderDataset::ImageFolderDataset(const std::string& path, int64_t size, in
     // Native size: every image must share the first one's size (checked from the headers only).
     int w0 = 0, h0 = 0;
     for (const auto& f : files_) {
-      int w, h, c;
-      if (!stbi_info(f.c_str(), &w, &h, &c))
-        throw ConfigError(f + ": cannot read image header (" + std::string(stbi_failure_reason()) + ")");
+      const ImageInfo info = image_info(f);
+      const int w = info.width, h = info.height;
       if (w0 == 0) { w0 = w; h0 = h; }
       if (w != w0 || h != h0)
         throw ConfigError(f + ": size " + std::to_string(w) + "x" + std::to_string(h) + " differs from " +
@@ -101,11 +99,8 @@ at::Tensor ImageFolderDataset::load(int64_t index) const {
     throw ConfigError("dataset image_folder: measurement " + std::to_string(index) + " is beyond the " +
                       std::to_string(files_.size()) + " images in " + path_);
   const std::string& f = files_[static_cast<size_t>(index)];
-  int w, h, c;
-  unsigned char* data = stbi_load(f.c_str(), &w, &h, &c, static_cast<int>(channels_));
-  if (!data) throw ConfigError(f + ": cannot decode image (" + std::string(stbi_failure_reason()) + ")");
-  auto hwc = at::from_blob(data, {h, w, channels_}, at::kByte).clone();
-  stbi_image_free(data);
+  auto hwc = decode_image(f, static_cast<int>(channels_));  // uint8 [H, W, channels]
+  const int64_t h = hwc.size(0), w = hwc.size(1);
   auto img = hwc.permute({2, 0, 1}).to(at::kDouble) / 127.5 - 1.0;
   if (size_ > 0) img = resize_and_center_crop(img, size_);
   if (img.size(1) != shape_[1] || img.size(2) != shape_[2])

@@ -23,9 +23,15 @@ void* stbi_zeroed_realloc(void* p, size_t old_size, size_t new_size) {
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <stdexcept>
+
+#include "core/errors.h"
 
 namespace psbench {
 namespace {
@@ -317,13 +323,60 @@ GridLayout write_png_grid(const std::string& path, const std::vector<at::Tensor>
   return layout;
 }
 
-at::Tensor read_png(const std::string& path) {
-  int w, h, c;
-  unsigned char* data = stbi_load(path.c_str(), &w, &h, &c, 0);
-  if (!data) throw std::runtime_error(path + ": cannot read image (" + std::string(stbi_failure_reason()) + ")");
-  auto t = at::from_blob(data, {h, w, c}, at::kByte).clone();
+namespace {
+
+uint32_t big_endian32(const unsigned char* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// Drops the PNG chunks stb_image mishandles and that carry nothing: an empty IDAT (the image data is the
+// concatenation of all IDAT payloads, so an empty one adds no byte). When the first IDAT is empty stb_image
+// copies zero bytes to a null buffer, undefined behaviour that UBSan reports (tests/fuzz under make sanitize).
+// Stops at the first chunk that overruns the file and keeps the rest as it is, for stb_image to refuse.
+void drop_empty_idat(std::vector<unsigned char>& bytes) {
+  static const unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() < 8 || std::memcmp(bytes.data(), kSignature, 8) != 0) return;
+  std::vector<unsigned char> out(bytes.begin(), bytes.begin() + 8);
+  size_t at = 8;
+  while (at + 12 <= bytes.size()) {
+    const uint64_t length = big_endian32(&bytes[at]);
+    if (length > bytes.size() - at - 12) break;
+    const size_t end = at + 12 + static_cast<size_t>(length);
+    if (!(length == 0 && std::memcmp(&bytes[at + 4], "IDAT", 4) == 0))
+      out.insert(out.end(), bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.begin() + static_cast<std::ptrdiff_t>(end));
+    at = end;
+  }
+  out.insert(out.end(), bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.end());
+  bytes.swap(out);
+}
+
+}  // namespace
+
+at::Tensor decode_image(const std::string& path, int channels) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open image file");
+  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw ConfigError(path + ": cannot read image file");
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw ConfigError(path + ": image file of " + std::to_string(bytes.size()) + " bytes is too large to decode");
+  drop_empty_idat(bytes);
+  int w = 0, h = 0, c = 0;
+  unsigned char* data =
+      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &c, channels > 0 ? channels : 0);
+  if (!data) throw ConfigError(path + ": cannot decode image (" + std::string(stbi_failure_reason()) + ")");
+  const int64_t kept = channels > 0 ? channels : c;
+  auto t = at::from_blob(data, {h, w, kept}, at::kByte).clone();
   stbi_image_free(data);
   return t;
 }
+
+ImageInfo image_info(const std::string& path) {
+  ImageInfo info;
+  if (!stbi_info(path.c_str(), &info.width, &info.height, &info.channels))
+    throw ConfigError(path + ": cannot read image header (" + std::string(stbi_failure_reason()) + ")");
+  return info;
+}
+
+at::Tensor read_png(const std::string& path) { return decode_image(path); }
 
 }  // namespace psbench

@@ -34,7 +34,17 @@ GridLayout write_png_grid(const std::string& path, const std::vector<at::Tensor>
 // enlarged font_scale times.
 at::Tensor text_bitmap(const std::string& line, int64_t font_scale = 1);
 
-// Reads a PNG back as uint8 [H, W, C] (tests).
+// Decodes a PNG or JPEG file (stb_image) as uint8 [H, W, C]: C is the file's channel count, or `channels`
+// (1 to 4) when positive. A file that cannot be read or decoded is a ConfigError naming it.
+at::Tensor decode_image(const std::string& path, int channels = 0);
+
+// Width, height and channel count from an image file's header; ConfigError naming the file when unreadable.
+struct ImageInfo {
+  int width = 0, height = 0, channels = 0;
+};
+ImageInfo image_info(const std::string& path);
+
+// Reads a PNG back as uint8 [H, W, C] (tests, show-task --image): decode_image with the file's channels.
 at::Tensor read_png(const std::string& path);
 
 }  // namespace psbench

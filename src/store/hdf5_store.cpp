@@ -23,11 +23,21 @@ namespace psbench {
 
 namespace {
 
+// libhdf5 closes itself from atexit(). After a damaged file has made it fail part-way through reading an object
+// header (fuzzing found headers whose sizes make its metadata cache give up with an entry still held), that close
+// cannot finish: it prints "HDF5: infinite loop closing library" and a list of identifiers to stderr after
+// psbench's one-line error. psbench closes every HDF5 object and file it opens (Handle, ~Hdf5Store) before it
+// exits, including on errors and SIGTERM, so that close has nothing left to flush: skip it. Runs when the core
+// library is loaded, before any HDF5 call (H5dont_atexit must precede the library's initialisation).
+[[maybe_unused]] const bool kHdf5NoAtexitClose = (H5dont_atexit(), true);
+
 [[noreturn]] void h5fail(const std::string& what) { throw std::runtime_error("HDF5: " + what); }
 
 // Checks of the structures libhdf5 1.10 reads unchecked, made before it reads them (defined below).
 void check_global_heaps(const std::string& path);
-void check_attribute_heap_ids(hid_t obj);
+void check_root_header(const std::string& path);
+void check_header_of(hid_t obj);
+void check_path(hid_t loc, const std::string& path);
 
 // Minimal RAII for hid_t handles.
 class Handle {
@@ -91,7 +101,7 @@ std::map<std::string, std::string> read_all_attrs(hid_t obj) {
   std::map<std::string, std::string> out;
   H5O_info_t info;
   if (H5Oget_info(obj, &info) < 0) h5fail("object info");
-  check_attribute_heap_ids(obj);
+  check_header_of(obj);
   // libhdf5 1.10 enumerates attributes by index through a table it builds by decoding every attribute message;
   // when one fails to decode, its error path (H5A__compact_build_table) closes the table's unset slots, whose
   // contents are whatever its free lists held: a crash depending on the heap (found by tests/fuzz, confirmed
@@ -179,10 +189,11 @@ at::Tensor read_array(hid_t ds) {
   return t;
 }
 
-// Collects the paths of the datasets below a group. Nothing is read (nor thrown) inside the callback: an
-// exception unwinding through libhdf5's C frames would leave its metadata cache entries protected.
-herr_t collect_dataset(hid_t, const char* name, const H5O_info_t* info, void* data) {
-  if (info->type != H5O_TYPE_DATASET) return 0;
+// Collects the names of a group's links. Iterating the links of a group reads its symbol table, not the headers
+// of the objects it names (H5Ovisit would decode each one before psbench could check it: check_path). Nothing is
+// read (nor thrown) inside the callback: an exception unwinding through libhdf5's C frames would leave its
+// metadata cache entries protected.
+herr_t collect_link(hid_t, const char* name, const H5L_info_t*, void* data) {
   try {
     static_cast<std::vector<std::string>*>(data)->push_back(name);
   } catch (...) {
@@ -203,11 +214,13 @@ hid_t open_file(const std::string& path, bool writable) {
   if (!writable) {
     if (!file_exists(path)) throw ConfigError(path + ": no such file");
     check_global_heaps(path);
+    check_root_header(path);
     hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) throw ConfigError(path + ": not a readable HDF5 file (truncated, or another format)");
     return f;
   }
   if (file_exists(path)) {
+    check_root_header(path);
     hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0) throw ConfigError(path + ": exists but is not a writable HDF5 file");
     return f;
@@ -286,7 +299,7 @@ class RawFile {
     // looks): sizes of addresses and lengths, and the base address that addresses count from.
     static const std::string_view kSignature("\x89HDF\r\n\x1a\n", 8);
     for (uint64_t at = 0; at + 48 <= size_; at = at == 0 ? 512 : 2 * at) {
-      const std::string sb = read(at, 48);
+      const std::string sb = read(at, 128);  // the largest superblock prefix read below
       if (sb.size() < 48 || std::string_view(sb).substr(0, 8) != kSignature) continue;
       const auto* b = reinterpret_cast<const unsigned char*>(sb.data());
       const unsigned version = b[8];
@@ -295,6 +308,11 @@ class RawFile {
       const size_t base_at = version == 0 ? 24 : version == 1 ? 28 : 12;
       if (offset_size_ < 2 || offset_size_ > 8 || length_size_ < 2 || length_size_ > 8) break;
       base_ = little_endian(b + base_at, offset_size_);
+      // The root group's object header: in versions 0 and 1 the second field of the root symbol table entry
+      // after the base, free-space, end-of-file and driver addresses; in 2 and 3 after base, extension and
+      // end-of-file addresses.
+      const size_t root_at = version < 2 ? base_at + 5 * offset_size_ : base_at + 3 * offset_size_;
+      if (root_at + offset_size_ <= sb.size()) root_ = little_endian(b + root_at, offset_size_);
       valid_ = true;
       break;
     }
@@ -311,6 +329,8 @@ class RawFile {
   size_t offset_size() const { return offset_size_; }
   size_t length_size() const { return length_size_; }
   uint64_t base() const { return base_; }
+  // The root group's object header address (relative to base()), when the superblock was read whole.
+  std::optional<uint64_t> root() const { return root_; }
   const std::string& path() const { return path_; }
 
   std::string read(uint64_t at, uint64_t n) const {
@@ -366,6 +386,7 @@ class RawFile {
   std::string path_;
   int fd_;
   uint64_t size_ = 0, base_ = 0;
+  std::optional<uint64_t> root_;
   size_t offset_size_ = 8, length_size_ = 8;
   bool valid_ = false;
 };
@@ -387,32 +408,27 @@ void check_global_heaps(const std::string& path) {
   }
 }
 
-// libhdf5 1.10 also trusts the heap ID that a variable-length attribute value holds (collection address, object
-// index, length): an index the collection does not have makes H5HG_read dereference a pointer from past its
-// object table, and an object longer than the stated length is copied past the buffer sized by that length
-// (tests/fuzz: a segfault in H5HG_read), and a damaged length makes it allocate and copy up to 2^32 elements
-// (tests/fuzz: a 20 s hang). So the attribute messages of the object `obj` are read here from its
-// (version 1, as psbench writes) object header, and every heap ID checked against its collection before
-// libhdf5 follows it. Headers of another version, or ones this cannot follow, are left to libhdf5.
-void check_attribute_heap_ids(hid_t obj) {
-  H5O_info_t info;
-  if (H5Oget_info(obj, &info) < 0 || info.num_attrs == 0) return;
-  const ssize_t name_size = H5Fget_name(obj, nullptr, 0);
-  if (name_size <= 0) return;
-  std::string path(static_cast<size_t>(name_size), '\0');
-  if (H5Fget_name(obj, path.data(), path.size() + 1) < 0) return;
-  const RawFile file(path);
-  if (!file.valid()) return;
+// The object header at `addr` (relative to the file's base; version 1, as psbench writes; headers of another
+// version, or ones this cannot follow, are left to libhdf5), walked before libhdf5 decodes it, for what libhdf5
+// 1.10 reads unchecked:
+// - a continuation message (type 0x10: the address and length of the header's next chunk) is decoded as soon as
+//   the chunk holding it is read, at its full O + L bytes whatever the message's size (tests/fuzz under Valgrind:
+//   reads past the chunk in H5O__cont_decode), and the chunk it names is allocated at its stated length;
+// - the heap ID that a variable-length attribute value holds (collection address, object index, length): an
+//   index the collection does not have makes H5HG_read dereference a pointer from past its object table, an
+//   object longer than the stated length is copied past the buffer sized by that length (tests/fuzz: a segfault
+//   in H5HG_read), and a damaged length makes it allocate and copy up to 2^32 elements (tests/fuzz: a 20 s hang).
+void check_object_header(const RawFile& file, uint64_t addr) {
   const size_t O = file.offset_size(), L = file.length_size();
   auto fail = [&](const std::string& what) {
-    throw ConfigError(path + ": damaged HDF5 file: the object header at byte " + std::to_string(file.base() + info.addr) +
-                      " has " + what + " (libhdf5 would read out of bounds on it)");
+    throw ConfigError(file.path() + ": damaged HDF5 file: the object header at byte " +
+                      std::to_string(file.base() + addr) + " has " + what + " (libhdf5 would read out of bounds on it)");
   };
-  const std::string prefix = file.read(file.base() + info.addr, 16);
+  const std::string prefix = file.read(file.base() + addr, 16);
   if (prefix.size() < 16 || prefix[0] != 1) return;
   const auto* pb = reinterpret_cast<const unsigned char*>(prefix.data());
   // Chunks of messages: the first follows the 16-byte prefix; continuation messages (type 0x10) add others.
-  std::vector<std::pair<uint64_t, uint64_t>> chunks{{file.base() + info.addr + 16, little_endian(pb + 8, 4)}};
+  std::vector<std::pair<uint64_t, uint64_t>> chunks{{file.base() + addr + 16, little_endian(pb + 8, 4)}};
   std::set<uint64_t> seen;
   for (size_t c = 0; c < chunks.size() && c < 1024; ++c) {
     const auto [at, length] = chunks[c];
@@ -424,8 +440,15 @@ void check_attribute_heap_ids(hid_t obj) {
       const uint64_t data = p + 8;
       if (size > chunk.size() - data) break;  // libhdf5 refuses the header itself
       p = data + size;
-      if (type == 0x10 && size >= O + L) {
-        chunks.emplace_back(file.base() + little_endian(b + data, O), little_endian(b + data + O, L));
+      if (type == 0x10) {
+        if (size < O + L)
+          fail("a continuation message of " + std::to_string(size) + " bytes, too short for the " +
+               std::to_string(O + L) + "-byte address and length it holds");
+        const uint64_t next = little_endian(b + data, O), next_length = little_endian(b + data + O, L);
+        if (next > file.size() || next_length > file.size() - std::min(file.size(), file.base() + next))
+          fail("a continuation message naming " + std::to_string(next_length) + " bytes at byte " +
+               std::to_string(next) + ", past the end of the file");
+        chunks.emplace_back(file.base() + next, next_length);
         continue;
       }
       // (A shared message, flag 0x02, holds a reference to the attribute elsewhere; psbench writes none.)
@@ -445,6 +468,11 @@ void check_attribute_heap_ids(hid_t obj) {
         fail("an attribute message whose name, datatype and dataspace (" + std::to_string(name_len) + ", " +
              std::to_string(type_len) + ", " + std::to_string(space_len) + " bytes) overrun its " +
              std::to_string(size) + " bytes");
+      // It copies the name with strdup: a name without its NUL is read on past the message (tests/fuzz under
+      // ASan: a heap overflow in H5MM_strdup from H5Aexists).
+      const uint64_t name_at = data + (version == 3 ? 9 : 8);
+      if (name_len == 0 || std::memchr(b + name_at, 0, name_len) == nullptr)
+        fail("an attribute message whose " + std::to_string(name_len) + "-byte name has no terminating NUL");
       if (type_len < 16 || type_at + 16 > p) continue;
       if ((b[type_at] & 0x0f) != 9) continue;  // not variable-length: no heap IDs
       const uint64_t base_size = little_endian(b + type_at + 12, 4);  // the element type's size
@@ -469,6 +497,45 @@ void check_attribute_heap_ids(hid_t obj) {
   }
 }
 
+// The header of an object libhdf5 has opened: checked before its attributes are read.
+void check_header_of(hid_t obj) {
+  H5O_info_t info;
+  if (H5Oget_info(obj, &info) < 0) return;
+  const ssize_t name_size = H5Fget_name(obj, nullptr, 0);
+  if (name_size <= 0) return;
+  std::string path(static_cast<size_t>(name_size), '\0');
+  if (H5Fget_name(obj, path.data(), path.size() + 1) < 0) return;
+  const RawFile file(path);
+  if (file.valid()) check_object_header(file, info.addr);
+}
+
+// The root group's header, before H5Fopen decodes it.
+void check_root_header(const std::string& path) {
+  const RawFile file(path);
+  if (file.valid() && file.root()) check_object_header(file, *file.root());
+}
+
+// The header of every object along `path` (relative to `loc`), each before libhdf5 decodes it to follow the path
+// further or to open it: a link's address comes from its parent's symbol table, not from its own header.
+void check_path(hid_t loc, const std::string& path) {
+  const ssize_t name_size = H5Fget_name(loc, nullptr, 0);
+  if (name_size <= 0) return;
+  std::string file_name(static_cast<size_t>(name_size), '\0');
+  if (H5Fget_name(loc, file_name.data(), file_name.size() + 1) < 0) return;
+  const RawFile file(file_name);
+  if (!file.valid()) return;
+  for (size_t end = path.find('/', 1);; end = path.find('/', end + 1)) {
+    const std::string prefix = path.substr(0, end);
+    H5L_info_t link;
+    if (!prefix.empty() && prefix != "/" && prefix != ".") {
+      // A missing link, or a soft or external one (psbench writes neither): libhdf5 reports it when it is opened.
+      if (H5Lget_info(loc, prefix.c_str(), &link, H5P_DEFAULT) < 0 || link.type != H5L_TYPE_HARD) return;
+      check_object_header(file, link.u.address);
+    }
+    if (end == std::string::npos) return;
+  }
+}
+
 }  // namespace
 
 const std::string& CellRecord::attr(const std::string& k) const {
@@ -482,7 +549,7 @@ namespace {
 void check_results_file(hid_t f, const std::string& path, bool created) {
   Silence quiet;
   Handle root(H5Gopen2(f, "/", H5P_DEFAULT), H5Gclose, "open /");
-  check_attribute_heap_ids(root);
+  check_header_of(root);
   if (H5Aexists(root, schema::kResultsSchema) > 0) {
     const std::string found = read_attr(root, schema::kResultsSchema);
     if (found != schema::kResultsSchemaVersion) {
@@ -514,6 +581,7 @@ Hdf5Store::Hdf5Store(std::string path, const std::string& mode, std::map<std::st
     Handle g(H5Gcreate2(f, schema::kCellsGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "create /cells");
   }
   // Discard leftovers of an interrupted write: they were never linked as complete cells.
+  check_path(f, schema::kCellsGroup);
   Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
   for (const auto& n : child_names(cells))
     if (n.rfind(schema::kPartialPrefix, 0) == 0) H5Ldelete(cells, n.c_str(), H5P_DEFAULT);
@@ -562,16 +630,37 @@ hid_t open_group_path(hid_t f, const std::string& path, bool create) {
   return H5Gopen2(f, path.c_str(), H5P_DEFAULT);
 }
 
+// The paths of the datasets below the group `g` (each `prefix` + its name), every object's header checked before
+// libhdf5 decodes it; an object linked twice (a damaged file can link a group into itself) is listed once.
+void list_datasets(hid_t g, const std::string& prefix, std::vector<std::string>& out, std::set<haddr_t>& seen) {
+  std::vector<std::string> names;
+  if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_link, &names) < 0) h5fail("listing its datasets");
+  for (const auto& n : names) {
+    check_path(g, n);
+    H5O_info_t info;
+    if (H5Oget_info_by_name(g, n.c_str(), &info, H5P_DEFAULT) < 0) h5fail("object info of " + prefix + n);
+    if (!seen.insert(info.addr).second) continue;
+    if (info.type == H5O_TYPE_DATASET) {
+      out.push_back(prefix + n);
+    } else if (info.type == H5O_TYPE_GROUP) {
+      Handle sub(H5Gopen2(g, n.c_str(), H5P_DEFAULT), H5Gclose, "open group " + prefix + n);
+      list_datasets(sub, prefix + n + "/", out, seen);
+    }
+  }
+}
+
 // The attributes and every array of the group `name` under `parent` (a cell, or a stored measurement); an error
 // names the record as `what`.
 CellRecord read_record(hid_t parent, const std::string& name, const std::string& key, const std::string& what) {
   try {
     CellRecord rec;
     rec.key = key;
+    check_path(parent, name);
     Handle g(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), H5Gclose, "open group");
     rec.attributes = read_all_attrs(g);
     std::vector<std::string> datasets;
-    if (H5Ovisit(g, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &datasets) < 0) h5fail("listing its datasets");
+    std::set<haddr_t> seen;
+    list_datasets(g, "", datasets, seen);
     for (const auto& d : datasets) {
       Handle ds(H5Dopen2(g, d.c_str(), H5P_DEFAULT), H5Dclose, "opening " + d);
       try {
@@ -644,6 +733,7 @@ std::map<int64_t, CellRecord> Hdf5Store::read_measurements(const std::string& ke
   Handle f(open_file(measurements_file(), false), H5Fclose, "open " + measurements_file());
   Silence quiet;
   return reading(measurements_file(), [&] {
+    check_path(f, measurements_path(key));
     hid_t id = open_group_path(f, measurements_path(key), false);
     if (id < 0) return out;
     Handle group(id, H5Gclose, "open " + measurements_path(key));
@@ -663,6 +753,7 @@ void Hdf5Store::drop_measurements(const std::string& key) {
     Handle f(open_file(measurements_file(), true), H5Fclose, "open " + measurements_file());
     Silence quiet;
     const std::string path = measurements_path(key);
+    check_path(f, path);
     if (H5Lexists(f, schema::kMeasurementsGroup, H5P_DEFAULT) > 0) {
       if (H5Lexists(f, path.c_str(), H5P_DEFAULT) > 0) H5Ldelete(f, path.c_str(), H5P_DEFAULT);
       Handle g(H5Gopen2(f, schema::kMeasurementsGroup, H5P_DEFAULT), H5Gclose, "open measurements");
@@ -682,6 +773,7 @@ std::set<std::string> Hdf5Store::complete_keys() const {
   Silence quiet;
   return reading(path_, [&] {
     if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0) return keys;
+    check_path(f, schema::kCellsGroup);
     Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
     for (const auto& n : child_names(cells))
       if (!n.empty() && n[0] != '.') keys.insert(n);
@@ -696,6 +788,7 @@ std::vector<CellRecord> Hdf5Store::read_all() const {
   return reading(path_, [&] {
     if (H5Lexists(f, schema::kCellsGroup, H5P_DEFAULT) <= 0)
       throw ConfigError(path_ + ": not a psbench results file (no " + schema::kCellsGroup + " group)");
+    check_path(f, schema::kCellsGroup);
     Handle cells(H5Gopen2(f, schema::kCellsGroup, H5P_DEFAULT), H5Gclose, "open /cells");
     for (const auto& n : child_names(cells)) {
       if (n.empty() || n[0] == '.') continue;
@@ -718,6 +811,7 @@ at::Tensor read_hdf5_dataset(const std::string& path, const std::string& dataset
   Handle f(open_file(path, false), H5Fclose, "open " + path);
   Silence quiet;
   return reading(path, [&] {
+    check_path(f, dataset);
     if (H5Lexists(f, dataset.c_str(), H5P_DEFAULT) <= 0) throw ConfigError(path + ": no dataset '" + dataset + "'");
     hid_t id = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
     if (id < 0) throw ConfigError(path + ": '" + dataset + "' is not a dataset");

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 #include <string>
@@ -108,4 +110,41 @@ TEST_CASE("a labelled grid: title, column and row names and value bar land where
   CHECK(ramp_found);
   fs::remove_all(fs::path(path).parent_path());
   fs::remove_all(fs::path(bare_path).parent_path());
+}
+
+namespace {
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+}  // namespace
+
+TEST_CASE("decode_image: an empty IDAT chunk adds nothing, damaged and missing files are ConfigErrors naming them", "[png]") {
+  const auto path = temp_png("plain.png");
+  auto img = at::linspace(-1, 1, 36).reshape({1, 6, 6});
+  psbench::write_png_grid(path, {img}, 1, 0);
+  const auto plain = psbench::decode_image(path);
+  REQUIRE(plain.sizes() == at::IntArrayRef({6, 6, 1}));
+  // An empty IDAT before the first one: the PNG is valid and means the same image (its data is the
+  // concatenation of the IDAT payloads). stb_image alone copies zero bytes to a null buffer there (UBSan).
+  std::string bytes = read_file(path);
+  const auto idat = bytes.find("IDAT");
+  REQUIRE(idat != std::string::npos);
+  const std::string empty_idat("\0\0\0\0IDAT\x35\xaf\x06\x1e", 12);  // length 0, type, CRC-32 of "IDAT"
+  bytes.insert(idat - 4, empty_idat);
+  const auto with_empty = temp_png("empty_idat.png");
+  write_file(with_empty, bytes);
+  CHECK(at::equal(psbench::decode_image(with_empty), plain));
+  CHECK(psbench::decode_image(with_empty, 3).sizes() == at::IntArrayRef({6, 6, 3}));
+  const auto info = psbench::image_info(with_empty);
+  CHECK((info.width == 6 && info.height == 6 && info.channels == 1));
+
+  const auto truncated = temp_png("truncated.png");
+  write_file(truncated, bytes.substr(0, bytes.size() / 2));
+  CHECK_THROWS_WITH(psbench::decode_image(truncated), Catch::Contains(truncated) && Catch::Contains("cannot decode"));
+  CHECK_THROWS_WITH(psbench::decode_image(truncated + ".missing"), Catch::Contains("cannot open image file"));
+  CHECK_THROWS_WITH(psbench::image_info(truncated + ".missing"), Catch::Contains("cannot read image header"));
 }

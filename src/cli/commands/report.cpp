@@ -86,8 +86,10 @@ int cmd_report(const std::vector<std::string>& args) {
   // One file, no options: one markdown row per cell.
   Hdf5Store store(files.front(), "r");
   auto attrs = store.file_attributes();
-  std::cout << "## " << (attrs.count("experiment") ? attrs["experiment"] : files.front()) << "\n\n";
-  std::cout << markdown_report(store.read_all(), files.front());
+  // The whole report is made before any of it is printed: a file damaged past its header gives the one-line
+  // error alone, not a heading followed by it.
+  const std::string body = markdown_report(store.read_all(), files.front());
+  std::cout << "## " << (attrs.count("experiment") ? attrs["experiment"] : files.front()) << "\n\n" << body;
   return 0;
 }
 
