@@ -408,6 +408,60 @@ void check_global_heaps(const std::string& path) {
   }
 }
 
+// The link names of an old-style group (a v1 B-tree of symbol table nodes whose entries name their links by
+// offsets into the group's local heap). libhdf5 1.10 copies a name with strdup from its offset and compares B-tree
+// keys with strcmp, neither bounded by the heap: a name without its NUL runs past the heap's data (tests/fuzz
+// under ASan: a heap overflow in H5MM_xstrdup from H5G__ent_to_link). Every key and entry offset is checked to
+// name a NUL-terminated string inside the heap's data before libhdf5 iterates or searches the group.
+void check_group_names(const RawFile& file, uint64_t btree, uint64_t heap) {
+  const size_t O = file.offset_size(), L = file.length_size();
+  auto fail = [&](const std::string& what) {
+    throw ConfigError(file.path() + ": damaged HDF5 file: the group whose B-tree is at byte " +
+                      std::to_string(file.base() + btree) + " has " + what + " (libhdf5 would read out of bounds on it)");
+  };
+  // Local heap: "HEAP", version 0, 3 reserved bytes, the data's size (L), its free list's head (L), its address (O).
+  const std::string h = file.read(file.base() + heap, 8 + 2 * L + O);
+  if (h.size() < 8 + 2 * L + O || h.compare(0, 4, "HEAP") != 0) return;  // libhdf5 refuses it
+  const auto* hb = reinterpret_cast<const unsigned char*>(h.data());
+  const uint64_t data_size = little_endian(hb + 8, L), data_at = little_endian(hb + 8 + 2 * L, O);
+  if (data_size > file.size() || data_at > file.size()) return;  // libhdf5 cannot read the heap: it says so
+  const std::string names = file.read(file.base() + data_at, data_size);
+  auto check_name = [&](uint64_t offset, const char* what) {
+    if (offset >= names.size() || names.find('\0', offset) == std::string::npos)
+      fail(std::string(what) + " naming heap offset " + std::to_string(offset) + " of its " +
+           std::to_string(names.size()) + "-byte name heap, with no NUL-terminated name there");
+  };
+  std::vector<uint64_t> nodes{btree};
+  std::set<uint64_t> seen;
+  for (size_t n = 0; n < nodes.size() && n < 100000; ++n) {
+    if (!seen.insert(nodes[n]).second) continue;
+    const uint64_t at = file.base() + nodes[n];
+    const std::string head = file.read(at, 8 + 2 * O);
+    if (head.size() < 8 + 2 * O) return;
+    const auto* nb = reinterpret_cast<const unsigned char*>(head.data());
+    if (head.compare(0, 4, "TREE") == 0 && nb[4] == 0) {
+      // A group B-tree node: level, entries used, two siblings, then key, child, key, ..., child, key (children
+      // are nodes of the level below, symbol table nodes at level 0).
+      const uint64_t used = little_endian(nb + 6, 2);
+      const std::string body = file.read(at + 8 + 2 * O, used * (L + O) + L);
+      if (body.size() < used * (L + O) + L) continue;  // cut off: libhdf5 refuses the node
+      const auto* bb = reinterpret_cast<const unsigned char*>(body.data());
+      for (uint64_t i = 0; i <= used; ++i) {
+        // The first key is the empty name's offset (0) in every group psbench or libhdf5 writes.
+        check_name(little_endian(bb + i * (L + O), L), "a B-tree key");
+        if (i < used) nodes.push_back(little_endian(bb + i * (L + O) + L, O));
+      }
+    } else if (head.compare(0, 4, "SNOD") == 0) {
+      // A symbol table node: version, reserved, the number of entries, then entries of 2 O + 24 bytes each,
+      // the first field the name's offset in the heap.
+      const uint64_t count = little_endian(nb + 6, 2), entry = 2 * O + 24;
+      const std::string body = file.read(at + 8, count * entry);
+      for (uint64_t i = 0; i < count && (i + 1) * entry <= body.size(); ++i)
+        check_name(little_endian(reinterpret_cast<const unsigned char*>(body.data()) + i * entry, O), "a link");
+    }
+  }
+}
+
 // The object header at `addr` (relative to the file's base; version 1, as psbench writes; headers of another
 // version, or ones this cannot follow, are left to libhdf5), walked before libhdf5 decodes it, for what libhdf5
 // 1.10 reads unchecked:
@@ -449,6 +503,10 @@ void check_object_header(const RawFile& file, uint64_t addr) {
           fail("a continuation message naming " + std::to_string(next_length) + " bytes at byte " +
                std::to_string(next) + ", past the end of the file");
         chunks.emplace_back(file.base() + next, next_length);
+        continue;
+      }
+      if (type == 0x11 && size >= 2 * O) {  // symbol table message: the group's B-tree and local heap
+        check_group_names(file, little_endian(b + data, O), little_endian(b + data + O, O));
         continue;
       }
       // (A shared message, flag 0x02, holds a reference to the attribute elsewhere; psbench writes none.)

@@ -285,8 +285,11 @@ std::pair<int64_t, int64_t> run_target(const Target& t, const fs::path& work, Wa
   }
   // For chasing a report of a checker that does not stop the run (Valgrind): PSBENCH_FUZZ_TRACE=1 names each
   // input on stderr before loading it, PSBENCH_FUZZ_INPUT=i loads input i alone (kept in fuzz_current/).
+  // PSBENCH_FUZZ_KEEP=text keeps every input refused with a message containing text in fuzz_findings/: the
+  // inputs a new check refuses, from which to pick a reproducer for tests/fuzz/regressions/.
   const bool trace = std::getenv("PSBENCH_FUZZ_TRACE") != nullptr;
   const char* only_input = std::getenv("PSBENCH_FUZZ_INPUT");
+  const char* keep_refused = std::getenv("PSBENCH_FUZZ_KEEP");
   int64_t accepted = 0, refused = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (only_input && std::to_string(i) != only_input) continue;
@@ -303,6 +306,10 @@ std::pair<int64_t, int64_t> run_target(const Target& t, const fs::path& work, Wa
     } catch (const ConfigError& e) {
       ++refused;
       const std::string msg = e.what();
+      if (keep_refused && msg.find(keep_refused) != std::string::npos) {
+        write_bytes(work / "fuzz_findings" / (t.name + "-" + std::to_string(i) + t.extension), inputs[i]);
+        std::cerr << "fuzz: kept " << t.name << " input " << i << ": " << msg << std::endl;
+      }
       if (msg.find('\n') != std::string::npos || msg.find(current.filename().string()) == std::string::npos) {
         const fs::path keep = work / "fuzz_findings" / (t.name + "-" + std::to_string(i) + t.extension);
         write_bytes(keep, inputs[i]);
