@@ -4,7 +4,9 @@
 the network evaluations per measurement of each row: forward-only / forward+backward (never summed: they
 cost different amounts), sampling and warm-up in separate columns.
 
-Usage: /usr/bin/python3 tools/sampler_table.py RESULTS.h5 [--metric sliced_wasserstein]
+Usage: /usr/bin/python3 tools/sampler_table.py RESULTS.h5 [--metric sliced_wasserstein] [--spread se|ci95]
+  --spread ci95: mean ± 1.96 sd / sqrt(n) over the n measurements, the form of the published Gaussian-mixture
+  benchmark (MCGdiff, Cardoso et al. 2024); se (default): mean ± sd / sqrt(n).
 Reads the file with h5py (Debian's python3-h5py, python3-yaml).
 """
 import argparse
@@ -26,11 +28,14 @@ def sampler_label(s):
 
 # Options shown in the row label (the swept or distinguishing ones); everything else is in the yaml file.
 SHOWN = {
-    "dps": ("step_scale", "steps", "x0_estimate"),
-    "lgd": ("step_scale", "steps", "mc_draws"),
+    "dps": ("step_scale", "steps", "x0_estimate", "guidance_frame"),
+    "lgd": ("step_scale", "steps", "mc_draws", "guidance_frame"),
     "almc": ("delta", "kappa"),
     "daps": ("levels", "langevin_steps", "langevin_lr", "ode_steps"),
-    "noise_langevin": ("step_size", "chains"),
+    "pigdm": ("steps",), "ddrm": ("steps", "eta"), "ddnm": ("steps", "eta"), "ddnm_plus": ("steps", "eta"),
+    "diffpir": ("steps", "lambda"), "pnp_dm": ("rho_min",), "reddiff": ("lambda",),
+    "mcgdiff": ("steps", "particles"), "fps": ("steps", "particles"), "tds": ("steps", "particles", "twist_scale"),
+    "noise_langevin": ("step_size", "chains", "warm_start_steps", "burn_in"),
     "noise_mala": ("step_size", "adapt_steps", "chains"),
     "noise_pcn": ("beta", "adapt_steps", "chains"),
 }
@@ -40,6 +45,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     ap.add_argument("--metric", default="sliced_wasserstein")
+    ap.add_argument("--spread", choices=("se", "ci95"), default="se")
     args = ap.parse_args()
     table = collections.OrderedDict()
     nfe = {}
@@ -55,12 +61,18 @@ def main():
                 table[label] = {}
                 order.append(label)
             status = c.attrs[S.STATUS]
-            if status != S.STATUS_OK or S.METRICS_GROUP + args.metric not in c:
+            if S.METRICS_GROUP + args.metric not in c:
                 table[label][prob] = status
                 continue
+            # A diverged cell keeps the metrics of the measurements that have samples: shown with their count,
+            # never as if they were all of them.
             v = np.asarray(c[S.METRICS_GROUP + args.metric])
             se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
-            table[label][prob] = f"{v.mean():.3g} ± {se:.2g}"
+            entry = f"{v.mean():.3g} ± {(1.96 if args.spread == 'ci95' else 1.0) * se:.2g}"
+            if status != S.STATUS_OK:
+                total = c[S.Y].shape[0] if "y" in c else "?"
+                entry += f" ({status}: {len(v)} of {total} measurements)"
+            table[label][prob] = entry
             m = {n: float(np.asarray(c[n]).mean()) for n in
                  (S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD, S.NFE_CHAIN_FORWARD,
                   S.NFE_CHAIN_FORWARD_BACKWARD)}
