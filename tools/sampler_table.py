@@ -33,11 +33,11 @@ SHOWN = {
     "almc": ("delta", "kappa"),
     "daps": ("levels", "langevin_steps", "langevin_lr", "ode_steps"),
     "pigdm": ("steps",), "ddrm": ("steps", "eta"), "ddnm": ("steps", "eta"), "ddnm_plus": ("steps", "eta"),
-    "diffpir": ("steps", "lambda"), "pnp_dm": ("rho_min",), "reddiff": ("lambda",),
+    "diffpir": ("steps", "lambda"), "pnp_dm": ("num_steps", "rho", "rho_min"), "reddiff": ("steps", "lambda"),
+    "noise_mala": ("step_size", "adapt_steps", "chains", "warm_start_steps"),
+    "noise_pcn": ("beta", "adapt_steps", "chains", "warm_start_steps"),
     "mcgdiff": ("steps", "particles"), "fps": ("steps", "particles"), "tds": ("steps", "particles", "twist_scale"),
     "noise_langevin": ("step_size", "chains", "warm_start_steps", "burn_in"),
-    "noise_mala": ("step_size", "adapt_steps", "chains"),
-    "noise_pcn": ("beta", "adapt_steps", "chains"),
 }
 
 
@@ -60,6 +60,9 @@ def main():
             if label not in table:
                 table[label] = {}
                 order.append(label)
+            if prob in table[label]:
+                raise SystemExit(f"sampler_table.py: two cells of {args.results} are both '{label}' on d={prob[0]}, "
+                                 f"d_y={prob[1]}: add the option that tells them apart to SHOWN")
             status = c.attrs[S.STATUS]
             if S.METRICS_GROUP + args.metric not in c:
                 table[label][prob] = status
