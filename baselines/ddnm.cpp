@@ -31,6 +31,7 @@ struct DdnmOptions {
   double eta = 0.85;
   Convention convention = Convention::Code;
   double divergence_threshold = 1e4;
+  NoiseGrid grid = NoiseGrid::Karras;
   bool plus = false;  // set by the registry entry, not an option
   static const OptionSchema<DdnmOptions>& schema() {
     static const auto s = [] {
@@ -48,6 +49,7 @@ struct DdnmOptions {
                "code: the authors' eta step x0_c + sigma' (sqrt(1 - eta^2) eps_hat + eta xi); paper: the DDPM "
                "posterior step a x + (1 - a) x0_c + sqrt(sigma'^2 (1 - a)) xi, a = sigma'^2 / sigma^2 (eta unused)");
       add_divergence_threshold(s, &O::divergence_threshold);
+      add_noise_grid(s, &O::grid);
       return s;
     }();
     return s;
@@ -58,7 +60,7 @@ class Ddnm : public DiffusionKernel {
  public:
   using Options = DdnmOptions;
   using State = DiffusionState;
-  Ddnm(std::string name, Options o) : DiffusionKernel(std::move(name), o.steps, o.divergence_threshold), o_(o) {}
+  Ddnm(std::string name, Options o) : DiffusionKernel(std::move(name), o.steps, o.divergence_threshold, o.grid), o_(o) {}
 
 
   Step<State> step(State s, const StepContext& ctx) const {

@@ -27,6 +27,7 @@ struct DdrmOptions {
   int64_t steps = 20;
   double eta = 0.85, eta_b = 1.0;
   double divergence_threshold = 1e4;
+  NoiseGrid grid = NoiseGrid::Karras;
   static const OptionSchema<DdrmOptions>& schema() {
     static const auto s = [] {
       using O = DdrmOptions;
@@ -42,6 +43,7 @@ struct DdrmOptions {
           .at_least(0)
           .at_most(1);
       add_divergence_threshold(s, &O::divergence_threshold);
+      add_noise_grid(s, &O::grid);
       return s;
     }();
     return s;
@@ -52,7 +54,7 @@ class Ddrm : public DiffusionKernel {
  public:
   using Options = DdrmOptions;
   using State = DiffusionState;
-  explicit Ddrm(Options o) : DiffusionKernel("ddrm", o.steps, o.divergence_threshold), o_(o) {}
+  explicit Ddrm(Options o) : DiffusionKernel("ddrm", o.steps, o.divergence_threshold, o.grid), o_(o) {}
 
   State init(const StepContext& ctx) const {
     State s = start(ctx, true);

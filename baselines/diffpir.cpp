@@ -24,6 +24,7 @@ struct DiffpirOptions {
   int64_t steps = 100;
   double lambda = 1.0, zeta = 0.1;
   double divergence_threshold = 1e4;
+  NoiseGrid grid = NoiseGrid::Karras;
   static const OptionSchema<DiffpirOptions>& schema() {
     static const auto s = [] {
       using O = DiffpirOptions;
@@ -39,6 +40,7 @@ struct DiffpirOptions {
           .at_least(0)
           .at_most(1);
       add_divergence_threshold(s, &O::divergence_threshold);
+      add_noise_grid(s, &O::grid);
       return s;
     }();
     return s;
@@ -49,7 +51,7 @@ class Diffpir : public DiffusionKernel {
  public:
   using Options = DiffpirOptions;
   using State = DiffusionState;
-  explicit Diffpir(Options o) : DiffusionKernel("diffpir", o.steps, o.divergence_threshold), o_(o) {}
+  explicit Diffpir(Options o) : DiffusionKernel("diffpir", o.steps, o.divergence_threshold, o.grid), o_(o) {}
 
 
   Step<State> step(State s, const StepContext& ctx) const {

@@ -35,6 +35,7 @@ const OptionSchema<GuidedDiffusionOptions>& GuidedDiffusionOptions::dps_schema()
              "x_t, i.e. times sqrt((1 + sigma_i^2)(1 + sigma_(i+1)^2)) here")
         .added_later();
     add_divergence_threshold(s, &O::divergence_threshold);
+    add_noise_grid(s, &O::grid);
     return s;
   }();
   return s;
@@ -67,7 +68,7 @@ BudgetFit GuidedDiffusion::fit_budget(int64_t budget, int64_t n, const Prior& pr
 GuidedDiffusion::State GuidedDiffusion::init(const StepContext& ctx) const {
   const auto& den = ctx.problem.denoiser(name_);
   State s;
-  s.sigmas = karras_sigmas(o_.steps, den.sigma_min(), den.sigma_max());
+  s.sigmas = reverse_sigmas(o_.grid, o_.steps, den, name_);
   s.sigma_data = den.sigma_data();
   s.x = s.sigmas[0] * ctx.rng.normal(ctx.problem.prior().data_shape());
   return s;
@@ -154,7 +155,7 @@ at::Tensor GuidedDiffusion::ok(const State& s, const StepContext& ctx) const {
 
 std::string GuidedDiffusion::divergence(const StepContext& ctx) const {
   const auto& den = ctx.problem.denoiser(name_);
-  return diffusion_divergence(o_.divergence_threshold, karras_sigmas(o_.steps, den.sigma_min(), den.sigma_max())[ctx.t]) +
+  return diffusion_divergence(o_.divergence_threshold, reverse_sigmas(o_.grid, o_.steps, den, name_)[ctx.t]) +
          "; step_scale=" + format_value(o_.step_scale);
 }
 

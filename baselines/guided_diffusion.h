@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "baselines/noise_grid.h"
 #include "core/option_schema.h"
 #include "samplers/kernel.h"
 
@@ -45,6 +46,7 @@ struct GuidedDiffusionOptions {
   Aggregate aggregate = Aggregate::Mean;
   Frame guidance_frame = Frame::Ve;
   double divergence_threshold = 1e4;
+  NoiseGrid grid = NoiseGrid::Karras;
   static const OptionSchema<GuidedDiffusionOptions>& dps_schema();
   static const OptionSchema<GuidedDiffusionOptions>& lgd_schema();
 };
@@ -54,7 +56,7 @@ class GuidedDiffusion {
   using Options = GuidedDiffusionOptions;
   struct State {
     at::Tensor x;                // x_t at the current noise level
-    std::vector<double> sigmas;  // the Karras grid followed by 0
+    std::vector<double> sigmas;  // the noise grid (`grid`) followed by 0
     double sigma_data = 0.5;
     void keep_rows(const at::Tensor& rows) { x = keep_defined_rows(x, rows); }
   };

@@ -88,7 +88,7 @@ class Mcgdiff : public SmcKernel {
   State init(const StepContext& ctx) const {
     const auto& den = ctx.problem.denoiser("mcgdiff");
     State s;
-    s.sigmas = karras_sigmas(o_.steps, den.sigma_min(), den.sigma_max());
+    s.sigmas = reverse_sigmas(o_.smc.grid, o_.steps, den, "mcgdiff");
     s.sigma_data = den.sigma_data();
     s.svd = ctx.problem.op().svd();
     const auto sv = s.svd->singular_values().to(at::kDouble);

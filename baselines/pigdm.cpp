@@ -33,6 +33,7 @@ struct PigdmOptions {
   int64_t steps = 100;
   RVariance r_variance = RVariance::Paper;
   double divergence_threshold = 1e4;
+  NoiseGrid grid = NoiseGrid::Karras;
   static const OptionSchema<PigdmOptions>& schema() {
     static const auto s = [] {
       using O = PigdmOptions;
@@ -43,6 +44,7 @@ struct PigdmOptions {
                "r^2, the variance of x0 given x_sigma in the likelihood: paper sigma^2 / (sigma^2 + 1); sigma_data "
                "sigma^2 sigma_d^2 / (sigma^2 + sigma_d^2) with the denoiser's sigma_data");
       add_divergence_threshold(s, &O::divergence_threshold);
+      add_noise_grid(s, &O::grid);
       return s;
     }();
     return s;
@@ -53,7 +55,7 @@ class Pigdm : public DiffusionKernel {
  public:
   using Options = PigdmOptions;
   using State = DiffusionState;
-  explicit Pigdm(Options o) : DiffusionKernel("pigdm", o.steps, o.divergence_threshold), o_(o) {}
+  explicit Pigdm(Options o) : DiffusionKernel("pigdm", o.steps, o.divergence_threshold, o.grid), o_(o) {}
 
   Step<State> step(State s, const StepContext& ctx) const {
     const double sig = s.sigmas[ctx.t], sig_next = s.sigmas[ctx.t + 1];

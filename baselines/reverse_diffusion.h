@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "baselines/noise_grid.h"
 #include "core/option_schema.h"
 #include "nn/karras.h"
 #include "operators/svd.h"
@@ -83,8 +84,9 @@ struct DiffusionState {
 // another start hides init).
 class DiffusionKernel {
  public:
-  DiffusionKernel(std::string name, int64_t steps, double divergence_threshold, int64_t evaluations_per_step = 1)
-      : name_(std::move(name)), steps_(steps), threshold_(divergence_threshold), evals_(evaluations_per_step) {}
+  DiffusionKernel(std::string name, int64_t steps, double divergence_threshold, NoiseGrid grid,
+                  int64_t evaluations_per_step = 1)
+      : name_(std::move(name)), steps_(steps), threshold_(divergence_threshold), grid_(grid), evals_(evaluations_per_step) {}
   Needs needs() const { return {.denoiser = true, .svd = true}; }
   DiffusionState init(const StepContext& ctx) const { return start(ctx, true); }
   void validate(const Prior&) const {}
@@ -99,7 +101,7 @@ class DiffusionKernel {
   DiffusionState start(const StepContext& ctx, bool spectral) const {
     const auto& den = ctx.problem.denoiser(name_);
     DiffusionState s;
-    s.sigmas = karras_sigmas(steps_, den.sigma_min(), den.sigma_max());
+    s.sigmas = reverse_sigmas(grid_, steps_, den, name_);
     s.sigma_data = den.sigma_data();
     s.x = s.sigmas[0] * ctx.rng.normal(ctx.problem.prior().data_shape());
     if (spectral) {
@@ -115,7 +117,7 @@ class DiffusionKernel {
   }
   std::string divergence(const StepContext& ctx) const {
     const auto& den = ctx.problem.denoiser(name_);
-    return diffusion_divergence(threshold_, karras_sigmas(steps_, den.sigma_min(), den.sigma_max())[ctx.t]) +
+    return diffusion_divergence(threshold_, reverse_sigmas(grid_, steps_, den, name_)[ctx.t]) +
            " at step " + std::to_string(ctx.t + 1) + " of " + std::to_string(steps_);
   }
 
@@ -143,6 +145,7 @@ class DiffusionKernel {
   std::string name_;
   int64_t steps_;
   double threshold_;
+  NoiseGrid grid_;
   int64_t evals_;
 };
 

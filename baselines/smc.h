@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 
+#include "baselines/noise_grid.h"
 #include "core/option_schema.h"
 #include "operators/svd.h"
 #include "samplers/chain_util.h"
@@ -24,6 +25,7 @@ struct SmcOptions {
   double resample_ess = 1.0;    // resample when ESS < resample_ess * P (1: at every step)
   Resampling resampling = Resampling::Multinomial;
   double divergence_threshold = 1e4;
+  NoiseGrid grid = NoiseGrid::Karras;
   static const OptionSchema<SmcOptions>& schema() {
     static const auto s = [] {
       using O = SmcOptions;
@@ -44,6 +46,7 @@ struct SmcOptions {
              "a particle whose mean square exceeds this times (1 + sigma^2 + sigma_data^2), or that is non-finite, is "
              "dropped (weight 0); a run left with no particle of finite weight is marked diverged")
           .above(0);
+      add_noise_grid(s, &O::grid);
       return s;
     }();
     return s;

@@ -78,7 +78,7 @@ class Tds : public SmcKernel {
   State init(const StepContext& ctx) const {
     const auto& den = ctx.problem.denoiser("tds");
     State s;
-    s.sigmas = karras_sigmas(o_.steps, den.sigma_min(), den.sigma_max());
+    s.sigmas = reverse_sigmas(o_.smc.grid, o_.steps, den, "tds");
     s.sigma_data = den.sigma_data();
     const int64_t n = numel(ctx.problem.prior().data_shape());
     s.x = s.sigmas[0] * ctx.rng.normal({o_.smc.particles, n});  // [B, P, n]

@@ -21,8 +21,14 @@ import psbench_schema as S  # the results schema (mirror of src/store/schema.h),
 DEFAULTS_LEFT_OUT = {"name", "batch_size", "divergence_threshold"}
 
 
+# Options shown only when they differ from this value (added to every reverse diffusion after its rows had run).
+SHOWN_UNLESS = {"grid": "karras"}
+
+
 def sampler_label(s):
-    extra = ", ".join(f"{k}={v}" for k, v in s.items() if k not in DEFAULTS_LEFT_OUT and k in SHOWN.get(s["name"], ()))
+    shown = SHOWN.get(s["name"], ()) + tuple(SHOWN_UNLESS)
+    extra = ", ".join(f"{k}={v}" for k, v in s.items()
+                      if k not in DEFAULTS_LEFT_OUT and k in shown and SHOWN_UNLESS.get(k) != v)
     return s["name"] + (f" ({extra})" if extra else "")
 
 

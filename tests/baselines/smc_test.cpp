@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "baselines/noise_grid.h"
 #include "core/rng.h"
 #include "metrics/metric.h"
 #include "nn/karras.h"
@@ -155,15 +156,20 @@ TEST_CASE("MCGdiff and TDS get the posterior mode weights of a two-mode mixture 
   };
   const std::map<std::string, OptionValue> smc_options{{"particles", int64_t{128}}, {"steps", int64_t{100}}};
   const double w_mcgdiff = weight_of(make_sampler("mcgdiff", smc_options)->run(problem, k, chain_seeds(k, 5)).samples);
+  // MCGdiff is exact in P on any grid: the published benchmark's (grid vp_linear) as well.
+  auto vp_options = smc_options;
+  vp_options["grid"] = std::string("vp_linear");
+  const double w_mcgdiff_vp = weight_of(make_sampler("mcgdiff", vp_options)->run(problem, k, chain_seeds(k, 5)).samples);
   const double w_tds = weight_of(make_sampler("tds", smc_options)->run(problem, k, chain_seeds(k, 5)).samples);
   const double w_fps = weight_of(make_sampler("fps", smc_options)->run(problem, k, chain_seeds(k, 5)).samples);
   auto dps = make_sampler("dps", {{"steps", int64_t{100}}, {"step_scale", 1.0}})->run(problem, k, chain_seeds(k, 5));
   const double w_dps = weight_of(dps.samples);
   // Binomial standard error of a weight estimated from K independent runs.
   const double se = std::sqrt(w0 * (1 - w0) / static_cast<double>(k));
-  INFO("weight of mode 0: exact " << w0 << ", MCGdiff " << w_mcgdiff << ", TDS " << w_tds << ", DPS " << w_dps
+  INFO("weight of mode 0: exact " << w0 << ", MCGdiff " << w_mcgdiff << " (grid vp_linear " << w_mcgdiff_vp << "), TDS " << w_tds << ", DPS " << w_dps
                                   << ", FPS (not exact; not checked) " << w_fps << " (se " << se << ")");
   CHECK(std::abs(w_mcgdiff - w0) < 4 * se);
+  CHECK(std::abs(w_mcgdiff_vp - w0) < 4 * se);
   CHECK(std::abs(w_tds - w0) < 4 * se);
   CHECK(std::abs(w_dps - w0) > 8 * se);
 }
@@ -316,4 +322,31 @@ TEST_CASE("TDS matches the exact posterior of a Gaussian prior", "[baselines][sm
     CHECK(std::abs(m - post.mean) < 4 * std::sqrt(post.var / k));
     CHECK(std::abs(v - post.var) < 4 * post.var * std::sqrt(2.0 / k));
   }
+}
+
+TEST_CASE("grid vp_linear is a linear-beta DDPM read as sigma at DDIM's uniform timesteps, and too many steps are refused",
+          "[baselines]") {
+  // abar_t as the plain product of (1 - beta_s), beside the implementation's sum of log1p.
+  std::vector<double> abar(kVpTimesteps + 1, 1.0);
+  for (int64_t t = 1; t <= kVpTimesteps; ++t)
+    abar[t] = abar[t - 1] * (1 - (1e-4 + (0.02 - 1e-4) * static_cast<double>(t - 1) / 999.0));
+  for (int64_t steps : {1, 20, 100, 1000}) {
+    INFO("steps " << steps);
+    const auto s = vp_linear_sigmas(steps);
+    REQUIRE(static_cast<int64_t>(s.size()) == steps + 1);
+    CHECK(s.back() == 0.0);
+    const int64_t stride = kVpTimesteps / steps;
+    for (int64_t i = 0; i < steps; ++i) {
+      const int64_t t = 1 + (steps - 1 - i) * stride;  // largest timestep first
+      CHECK(s[i] == Approx(std::sqrt(1 / abar[t] - 1)).epsilon(1e-9));
+      if (i > 0) CHECK(s[i] < s[i - 1]);
+    }
+  }
+  CHECK(vp_linear_sigmas(20)[0] == Approx(97.104).epsilon(1e-4));   // t = 951
+  CHECK(vp_linear_sigmas(100)[0] == Approx(143.78).epsilon(1e-4));  // t = 991
+  CHECK(vp_linear_sigmas(20)[19] == Approx(std::sqrt(1e-4 / (1 - 1e-4))).epsilon(1e-9));  // t = 1
+  SmcGmm g;
+  auto sampler = make_sampler("dps", {{"steps", int64_t{1001}}, {"grid", std::string("vp_linear")}});
+  CHECK_THROWS_WITH(sampler->run(g.problem(), 2, chain_seeds(2, 1)),
+                    Catch::Contains("sampler dps: grid vp_linear has 1000 timesteps, and steps=1001"));
 }
