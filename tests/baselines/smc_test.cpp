@@ -324,7 +324,7 @@ TEST_CASE("TDS matches the exact posterior of a Gaussian prior", "[baselines][sm
   }
 }
 
-TEST_CASE("grid vp_linear is a linear-beta DDPM read as sigma at DDIM's uniform timesteps, and too many steps are refused",
+TEST_CASE("grid vp_linear is a linear-beta DDPM read as sigma at evenly spaced timesteps from T, and too many steps are refused",
           "[baselines]") {
   // abar_t as the plain product of (1 - beta_s), beside the implementation's sum of log1p.
   std::vector<double> abar(kVpTimesteps + 1, 1.0);
@@ -335,15 +335,16 @@ TEST_CASE("grid vp_linear is a linear-beta DDPM read as sigma at DDIM's uniform 
     const auto s = vp_linear_sigmas(steps);
     REQUIRE(static_cast<int64_t>(s.size()) == steps + 1);
     CHECK(s.back() == 0.0);
-    const int64_t stride = kVpTimesteps / steps;
     for (int64_t i = 0; i < steps; ++i) {
-      const int64_t t = 1 + (steps - 1 - i) * stride;  // largest timestep first
+      // Largest timestep first: T, then evenly spaced down to 1.
+      const int64_t t = steps == 1 ? 1000 : 1000 - std::llround(i * 999.0 / static_cast<double>(steps - 1));
+      if (i == 0) CHECK(t == 1000);
+      if (i == steps - 1 && steps > 1) CHECK(t == 1);
       CHECK(s[i] == Approx(std::sqrt(1 / abar[t] - 1)).epsilon(1e-9));
       if (i > 0) CHECK(s[i] < s[i - 1]);
     }
   }
-  CHECK(vp_linear_sigmas(20)[0] == Approx(97.104).epsilon(1e-4));   // t = 951
-  CHECK(vp_linear_sigmas(100)[0] == Approx(143.78).epsilon(1e-4));  // t = 991
+  CHECK(vp_linear_sigmas(20)[0] == Approx(157.407).epsilon(1e-5));  // t = T: abar_T = 4.036e-5
   CHECK(vp_linear_sigmas(20)[19] == Approx(std::sqrt(1e-4 / (1 - 1e-4))).epsilon(1e-9));  // t = 1
   SmcGmm g;
   auto sampler = make_sampler("dps", {{"steps", int64_t{1001}}, {"grid", std::string("vp_linear")}});
