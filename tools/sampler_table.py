@@ -80,7 +80,7 @@ def main():
             se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
             entry = f"{v.mean():.3g} ± {(1.96 if args.spread == 'ci95' else 1.0) * se:.2g}"
             if status != S.STATUS_OK:
-                total = c[S.Y].shape[0] if "y" in c else "?"
+                total = c[S.Y].shape[0] if S.Y in c else "?"
                 entry += f" ({status}: {len(v)} of {total} measurements)"
             table[label][prob] = entry
             m = {n: float(np.asarray(c[n]).mean()) for n in

@@ -143,9 +143,20 @@ TorchScriptConventions TorchScriptConventions::load(const std::string& yaml_path
   if (!cn["shape"]) throw fail("missing 'shape' [C, H, W]");
   c.shape = get("shape", std::vector<int64_t>());
   c.latent_shape = cn["latent_shape"] ? get("latent_shape", std::vector<int64_t>()) : c.shape;
-  for (const auto* s : {&c.shape, &c.latent_shape})
-    for (auto v : *s)
+  // A sample larger than 2^28 numbers (1 GiB of float32) is no image psbench can batch; refusing it here keeps a
+  // mistyped shape from becoming an allocation failure at the first network call.
+  constexpr int64_t kMaxSampleNumel = int64_t{1} << 28;
+  for (const auto* s : {&c.shape, &c.latent_shape}) {
+    if (s->empty()) throw fail("shapes must have at least one entry");
+    int64_t numel = 1;
+    for (auto v : *s) {
       if (v < 1) throw fail("shapes must have positive entries");
+      if (v > kMaxSampleNumel / numel)
+        throw fail("a shape holds more than 2^28 numbers per sample (" + std::to_string(v) + " after " +
+                   std::to_string(numel) + ")");
+      numel *= v;
+    }
+  }
   if (cn["sigma_min"]) c.sigma_min = get("sigma_min", double());
   if (cn["sigma_max"]) c.sigma_max = get("sigma_max", double());
   if (cn["sigma_data"]) c.sigma_data = get("sigma_data", double());

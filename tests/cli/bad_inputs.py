@@ -116,6 +116,12 @@ def cases(d):
                                     "{name: torchscript, denoiser: {D}/den2.pt}"),
                "den2.pt": ("copy-head", "tests/fixtures/learned_halve.pt", None), "den2.yaml": "[1, 2\n"},
               ["den2.yaml"]))
+    c.append(("TorchScript sidecar with a huge shape", run("p7.yaml"),
+              {"p7.yaml": yaml_with("{name: gmm, dim: 8, ode_steps: 4}",
+                                    "{name: torchscript, denoiser: {D}/den3.pt}"),
+               "den3.pt": ("copy-head", "tests/fixtures/learned_halve.pt", None),
+               "den3.yaml": "kind: denoiser\nshape: [100000, 100000, 100000]\n"},
+              ["den3.yaml", "shape", "2^28"]))
     c.append(("dataset directory missing", run("d1.yaml"),
               {"d1.yaml": yaml_with("priors:", "datasets:\n  - {name: image_folder, path: {D}/noimages}\npriors:")},
               ["noimages"]))
