@@ -37,7 +37,7 @@ SHOWN = {
     "dps": ("step_scale", "steps", "x0_estimate", "guidance_frame"),
     "lgd": ("step_scale", "steps", "mc_draws", "guidance_frame"),
     "almc": ("delta", "kappa"),
-    "daps": ("levels", "langevin_steps", "langevin_lr", "ode_steps"),
+    "daps": ("levels", "langevin_steps", "langevin_lr", "ode_steps", "sigma_start"),
     "pigdm": ("steps",), "ddrm": ("steps", "eta"), "ddnm": ("steps", "eta"), "ddnm_plus": ("steps", "eta"),
     "diffpir": ("steps", "lambda"), "pnp_dm": ("num_steps", "rho", "rho_min"), "reddiff": ("steps", "lambda"),
     "noise_mala": ("step_size", "adapt_steps", "chains", "warm_start_steps"),
