@@ -61,8 +61,10 @@ def main():
         for _, c in S.cells_in_order(f):
             cfg = yaml.safe_load(c.attrs[S.CONFIG])
             label = sampler_label(cfg["sampler"])
-            # A problem is (d, d_y), and the prior's sigma_max where a file varies it (experiments/gmm_grid.yaml).
-            prob = (cfg["prior"].get("dim"), cfg["task"].get("d_y"), cfg["prior"].get("sigma_max", 80.0))
+            # A problem is (d, d_y), and the prior's sigma_max and weights where a file varies them
+            # (experiments/gmm_grid.yaml, gmm_weights.yaml).
+            prob = (cfg["prior"].get("dim"), cfg["task"].get("d_y"), cfg["prior"].get("sigma_max", 80.0),
+                    cfg["prior"].get("weights", "random"))
             problems.add(prob)
             if label not in table:
                 table[label] = {}
@@ -91,8 +93,10 @@ def main():
                 f"{m[S.NFE_WARMUP_FORWARD]:.0f} / {m[S.NFE_WARMUP_FORWARD_BACKWARD]:.0f}")
     probs = sorted(problems)
     dims = sorted({p[0] for p in probs})
-    print("| sampler | " + " | ".join(f"d={d}, d_y={dy}" + (f", sigma_max={sm:g}" if sm != 80 else "")
-                                     for d, dy, sm in probs) + " | " +
+    varied_weights = len({p[3] for p in probs}) > 1
+    print("| sampler | " + " | ".join(f"d={d}, d_y={dy}" + (f", sigma_max={sm:g}" if sm != 80 else "") +
+                                     (f", weights={w}" if varied_weights else "")
+                                     for d, dy, sm, w in probs) + " | " +
           " | ".join(f"NFE d={d} sampling (fwd / fwd+bwd) | warm-up" for d in dims) + " |")
     print("|---" * (1 + len(probs) + 2 * len(dims)) + "|")
     for label in order:
