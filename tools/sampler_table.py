@@ -57,6 +57,7 @@ def main():
     nfe = {}
     problems = set()
     order = []
+    partial = [False]
     with h5py.File(args.results, "r") as f:
         for _, c in S.cells_in_order(f):
             cfg = yaml.safe_load(c.attrs[S.CONFIG])
@@ -84,6 +85,9 @@ def main():
             if status != S.STATUS_OK:
                 total = c[S.Y].shape[0] if S.Y in c else "?"
                 entry += f" ({status}: {len(v)} of {total} measurements)"
+            elif S.CHAINS_DIVERGED in c and np.asarray(c[S.CHAINS_DIVERGED]).sum() > 0:
+                entry += " †"  # as psbench report: a finished cell whose chains (or SMC runs) partly diverged
+                partial[0] = True
             table[label][prob] = entry
             m = {n: float(np.asarray(c[n]).mean()) for n in
                  (S.NFE_WARMUP_FORWARD, S.NFE_WARMUP_FORWARD_BACKWARD, S.NFE_CHAIN_FORWARD,
@@ -103,6 +107,8 @@ def main():
         row = [table[label].get(p, "—") for p in probs]
         nf = [x for d in dims for x in nfe.get(label, {}).get(d, ("—", "—"))]
         print(f"| {label} | " + " | ".join(row) + " | " + " | ".join(nf) + " |")
+    if partial[0]:
+        print("\n†: some chains (SMC: some runs) of the cell diverged; its metrics are over the samples of the others.")
 
 
 if __name__ == "__main__":
