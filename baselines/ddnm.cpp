@@ -32,6 +32,7 @@ struct DdnmOptions {
   Convention convention = Convention::Code;
   double divergence_threshold = 1e4;
   NoiseGrid grid = NoiseGrid::Karras;
+  double singular_floor = 0.0;
   bool plus = false;  // set by the registry entry, not an option
   static const OptionSchema<DdnmOptions>& schema() {
     static const auto s = [] {
@@ -50,6 +51,7 @@ struct DdnmOptions {
                "posterior step a x + (1 - a) x0_c + sqrt(sigma'^2 (1 - a)) xi, a = sigma'^2 / sigma^2 (eta unused)");
       add_divergence_threshold(s, &O::divergence_threshold);
       add_noise_grid(s, &O::grid);
+      add_singular_floor(s, &O::singular_floor);
       return s;
     }();
     return s;
@@ -60,7 +62,7 @@ class Ddnm : public DiffusionKernel {
  public:
   using Options = DdnmOptions;
   using State = DiffusionState;
-  Ddnm(std::string name, Options o) : DiffusionKernel(std::move(name), o.steps, o.divergence_threshold, o.grid), o_(o) {}
+  Ddnm(std::string name, Options o) : DiffusionKernel(std::move(name), o.steps, o.divergence_threshold, o.grid, 1, o.singular_floor), o_(o) {}
 
 
   Step<State> step(State s, const StepContext& ctx) const {

@@ -28,6 +28,7 @@ struct DdrmOptions {
   double eta = 0.85, eta_b = 1.0;
   double divergence_threshold = 1e4;
   NoiseGrid grid = NoiseGrid::Karras;
+  double singular_floor = 0.0;
   static const OptionSchema<DdrmOptions>& schema() {
     static const auto s = [] {
       using O = DdrmOptions;
@@ -44,6 +45,7 @@ struct DdrmOptions {
           .at_most(1);
       add_divergence_threshold(s, &O::divergence_threshold);
       add_noise_grid(s, &O::grid);
+      add_singular_floor(s, &O::singular_floor);
       return s;
     }();
     return s;
@@ -54,7 +56,7 @@ class Ddrm : public DiffusionKernel {
  public:
   using Options = DdrmOptions;
   using State = DiffusionState;
-  explicit Ddrm(Options o) : DiffusionKernel("ddrm", o.steps, o.divergence_threshold, o.grid), o_(o) {}
+  explicit Ddrm(Options o) : DiffusionKernel("ddrm", o.steps, o.divergence_threshold, o.grid, 1, o.singular_floor), o_(o) {}
 
   State init(const StepContext& ctx) const {
     State s = start(ctx, true);

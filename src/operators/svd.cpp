@@ -68,7 +68,37 @@ class PermutationOrthogonal : public Orthogonal {
   at::Tensor perm_, inverse_;
 };
 
+// Q P for a base Q and a permutation P of the coordinates: coordinate j of the new spectral vector is coordinate
+// perm[j] of the base's.
+class PermutedOrthogonal : public Orthogonal {
+ public:
+  PermutedOrthogonal(std::shared_ptr<const Orthogonal> base, at::Tensor perm)
+      : base_(std::move(base)), perm_(perm.to(at::kLong).contiguous()), inverse_(at::argsort(perm_)) {}
+  int64_t dim() const override { return base_->dim(); }
+  at::Tensor apply(const at::Tensor& c) const override { return base_->apply(c.index_select(1, inverse_.to(c.device()))); }
+  at::Tensor apply_transpose(const at::Tensor& v) const override {
+    return base_->apply_transpose(v).index_select(1, perm_.to(v.device()));
+  }
+
+ private:
+  std::shared_ptr<const Orthogonal> base_;
+  at::Tensor perm_, inverse_;
+};
+
 }  // namespace
+
+std::shared_ptr<const SvdView> SvdView::truncated(double rel_floor) const {
+  const int64_t r = rank();
+  const auto keep = s_ >= rel_floor * (r > 0 ? s_.max().item<double>() : 0.0);
+  const auto kept = keep.nonzero().flatten(), dropped = keep.logical_not().nonzero().flatten();
+  if (dropped.numel() == 0) return std::make_shared<SvdView>(*this);
+  // Kept coordinates first, then the dropped ones, then each space's coordinates beyond the rank as they were.
+  const auto head = at::cat({kept, dropped});
+  auto perm_of = [&](int64_t d) { return at::cat({head, at::arange(r, d, at::kLong)}); };
+  return std::make_shared<SvdView>(in_, out_, s_.index_select(0, kept),
+                                   std::make_shared<PermutedOrthogonal>(u_, perm_of(u_->dim())),
+                                   std::make_shared<PermutedOrthogonal>(v_, perm_of(v_->dim())));
+}
 
 std::shared_ptr<const Orthogonal> dense_orthogonal(at::Tensor q) { return std::make_shared<DenseOrthogonal>(std::move(q)); }
 std::shared_ptr<const Orthogonal> completed_orthogonal(const at::Tensor& q_r) {

@@ -53,6 +53,10 @@ class SvdView {
   // U diag(s) V^T x and V diag(s) U^T y through the factors (tests compare them with the operator).
   at::Tensor forward(const at::Tensor& x) const;
   at::Tensor adjoint(const at::Tensor& y) const;
+  // The truncated SVD: singular values below rel_floor times the largest count as zero, their directions as
+  // unobserved (the kept ones stay first, in their order; the dropped ones follow, then the null space). The
+  // view of A - sum over dropped i of s_i u_i v_i^T, the regularised pseudo-inverse DDRM's code uses for blurs.
+  std::shared_ptr<const SvdView> truncated(double rel_floor) const;
 
  private:
   Shape in_, out_;

@@ -56,9 +56,11 @@ struct LawCheck {
   bool centred = true;          // off the range the law is centred on the prior
 };
 
-// Runs the sampler K times on the fixture and compares every spectral coordinate with law(coordinate, denoiser).
+// Runs the sampler K times on the fixture and compares every spectral coordinate with law(coordinate, denoiser);
+// with singular_floor the coordinates are those of the truncated SVD (its dropped direction unobserved).
 void check_law(const std::string& name, const std::map<std::string, OptionValue>& opts,
-               const std::function<Law(const Coord&, const Denoiser&)>& law_fn, LawCheck what) {
+               const std::function<Law(const Coord&, const Denoiser&)>& law_fn, LawCheck what,
+               double singular_floor = 0) {
   auto gen = make_generator(23);
   const auto mu0 = at::tensor({1.0, -1.0, 0.5, 2.0}, at::TensorOptions().dtype(at::kDouble));
   GaussianMixture prior(mu0.view({1, 4}), at::ones({1}, at::TensorOptions().dtype(at::kDouble)), 1.0);
@@ -71,7 +73,7 @@ void check_law(const std::string& name, const std::map<std::string, OptionValue>
   REQUIRE(out.samples.size(0) == k);
   CHECK(out.sampling_nfe.forward == (what.gradient ? 0 : k * what.evaluations));
   CHECK(out.sampling_nfe.forward_backward == (what.gradient ? k * what.evaluations : 0));
-  const auto svd = op.svd();
+  const auto svd = singular_floor > 0 ? op.svd()->truncated(singular_floor) : op.svd();
   const auto coords = svd->vt(out.samples.to(at::kDouble));
   const auto mean = coords.mean(0), var = coords.var(0);
   const auto uty = svd->ut(y.to(at::kDouble))[0], mubar = svd->vt(mu0.view({1, 4}))[0];
@@ -103,12 +105,12 @@ void check_law(const std::string& name, const std::map<std::string, OptionValue>
 // The reverse diffusions: `steps` affine steps down the Karras grid from start(c, sigma_max).
 void check_against_law(const std::string& name, const std::map<std::string, OptionValue>& opts, int64_t steps,
                        const std::function<Law(const Coord&, double sigma_T)>& start, const StepLaw& step,
-                       bool gradient = false, bool near_posterior = false) {
+                       bool gradient = false, bool near_posterior = false, double singular_floor = 0) {
   auto law = [&](const Coord& c, const Denoiser& den) {
     const auto sig = karras_sigmas(steps, den.sigma_min(), den.sigma_max());
     return law_of(c, sig, start(c, sig[0]), step);
   };
-  check_law(name, opts, law, {steps, gradient, near_posterior, true});
+  check_law(name, opts, law, {steps, gradient, near_posterior, true}, singular_floor);
 }
 
 Law from_noise(const Coord&, double st) { return {0, st * st}; }
@@ -177,6 +179,14 @@ TEST_CASE("DDNM+ follows its closed-form law on a Gaussian prior", "[baselines][
 TEST_CASE("DDNM+ in the paper convention follows its closed-form law", "[baselines][statistical]") {
   check_against_law("ddnm_plus", {{"convention", std::string("paper")}, {"steps", int64_t{40}}}, 40, from_noise,
                     ddnm_step(true, true, 0.85));
+}
+
+// singular_floor 0.999 keeps the larger of the fixture's two singular values only: the other direction is then
+// unobserved, and the samplers' law there is the unobserved one (centred on the prior).
+TEST_CASE("DDRM and DDNM+ with a singular floor treat the dropped direction as unobserved", "[baselines][statistical]") {
+  check_against_law("ddrm", {{"singular_floor", 0.999}}, 20, ddrm_start, ddrm_step(0.85, 1.0), false, false, 0.999);
+  check_against_law("ddnm_plus", {{"singular_floor", 0.999}}, 100, from_noise, ddnm_step(false, true, 0.85), false, false,
+                    0.999);
 }
 
 TEST_CASE("DDNM follows its closed-form law on a Gaussian prior", "[baselines][statistical]") {

@@ -116,6 +116,43 @@ TEST_CASE("Separable Gaussian blur has a Kronecker SVD for both boundary extensi
   check_svd(*big.op, false);
 }
 
+TEST_CASE("A truncated SVD drops the directions of small singular values and keeps the rest", "[operators][svd]") {
+  auto m = test::build_task("gaussian_blur", {1, 28, 28});
+  const auto& blur = m.op;
+  const auto full = blur->svd();
+  const double floor = 9e-4, s_max = full->singular_values().max().item<double>();
+  const auto t = full->truncated(floor);
+  const int64_t n = 28 * 28, r = t->rank();
+  INFO("rank " << full->rank() << " -> " << r);
+  REQUIRE(full->rank() == n);  // the blur is invertible, but barely: its smallest singular value is tiny
+  CHECK(full->singular_values().min().item<double>() < floor * s_max);
+  CHECK(r == (full->singular_values() >= floor * s_max).sum().item<int64_t>());
+  CHECK((t->singular_values() >= floor * s_max).all().item<bool>());
+  auto x = batch_of(blur->input_shape(), 3, 13), y = batch_of(blur->output_shape(), 3, 14);
+  CHECK(rel_err(t->v(t->vt(x)), x) < 1e-10);
+  CHECK(rel_err(t->u(t->ut(y)), y) < 1e-10);
+  // Kept directions map as the operator maps them; dropped ones (coordinates r..n-1) to zero in the view, and
+  // to their tiny singular value times a unit vector under the operator.
+  for (int64_t i : {int64_t{0}, r - 1, r, n - 1}) {
+    auto e = at::zeros({1, n}, at::kDouble);
+    e[0][i] = 1.0;
+    const auto vi = t->v(e);
+    if (i < r) {
+      auto f = at::zeros({1, n}, at::kDouble);
+      f[0][i] = t->singular_values()[i].item<double>();
+      CHECK((blur->forward(vi) - t->u(f)).norm().item<double>() < 1e-10 * s_max);
+    } else {
+      CHECK(t->forward(vi).norm().item<double>() < 1e-12);
+      const double si = blur->forward(vi).norm().item<double>();
+      CHECK(si < floor * s_max);
+      CHECK(si > 0);
+    }
+  }
+  // A floor below every singular value keeps the full view.
+  CHECK(full->truncated(1e-12)->rank() == n);
+  CHECK(rel_err(full->truncated(1e-12)->forward(x), blur->forward(x)) < 1e-9);
+}
+
 TEST_CASE("Other small linear operators get the dense SVD, and large ones none", "[operators][svd]") {
   check_svd(*test::build_task("motion_blur", {1, 16, 16}, 2).op, true);
   check_svd(*test::build_task("sr_bicubic", {1, 28, 28}, 1, {{"factor", int64_t{2}}}).op, true);
