@@ -39,7 +39,7 @@ SHOWN = {
     "almc": ("delta", "kappa"),
     "daps": ("levels", "langevin_steps", "langevin_lr", "ode_steps", "sigma_start"),
     "pigdm": ("steps",), "ddrm": ("steps", "eta"), "ddnm": ("steps", "eta"), "ddnm_plus": ("steps", "eta"),
-    "diffpir": ("steps", "lambda"), "pnp_dm": ("num_steps", "rho", "rho_min"), "reddiff": ("steps", "lambda"),
+    "diffpir": ("steps", "lambda"), "pnp_dm": ("num_steps", "rho", "rho_min"), "reddiff": ("steps", "lambda", "lr"),
     "noise_mala": ("step_size", "adapt_steps", "chains", "warm_start_steps"),
     "noise_pcn": ("beta", "adapt_steps", "chains", "warm_start_steps"),
     "mcgdiff": ("steps", "particles"), "fps": ("steps", "particles"), "tds": ("steps", "particles", "twist_scale"),
