@@ -136,7 +136,7 @@ class Almc {
 
   Step<State> step(State s, const StepContext& ctx) const {
     at::NoGradGuard no_grad;
-    if (s.k % kBlock == 0) s.noise = ctx.rng.normal_block(kBlock, ctx.problem.prior().data_shape());
+    if (s.k % kBlock == 0) ctx.rng.fill_normal_block(s.noise, kBlock, ctx.problem.prior().data_shape());
     auto xi = s.noise.select(1, s.k % kBlock);
     ++s.k;
     Step<State> out;

@@ -70,9 +70,11 @@ class Daps {
     std::vector<double> sig;  // the levels
     double sigma_data = 0.5;
     double curvature_scale = 1;  // max(1, L^2)
+    at::Tensor noise;            // [B, langevin_steps + 1, *data]: the level's Langevin and re-noising draws
     void keep_rows(const at::Tensor& rows) {
       x = keep_defined_rows(x, rows);
       x0 = keep_defined_rows(x0, rows);
+      noise = keep_defined_rows(noise, rows);
     }
   };
   explicit Daps(Options o) : o_(o) {}
@@ -119,7 +121,8 @@ class Daps {
     const double r = o_.r_scale * s.sig[i], r2 = r * r;
     const double eta = o_.langevin_lr / (1.0 / r2 + s.curvature_scale / sy2);
     // Langevin noise of this level and the re-noising draw, one block per chain.
-    auto noise = ctx.rng.normal_block(o_.langevin_steps + 1, problem.prior().data_shape());
+    ctx.rng.fill_normal_block(s.noise, o_.langevin_steps + 1, problem.prior().data_shape());
+    const auto& noise = s.noise;
     auto x0 = x0_hat;
     at::Tensor value;
     for (int64_t j = 0; j < o_.langevin_steps; ++j) {

@@ -37,6 +37,16 @@ at::Tensor ChainRng::normal_block(int64_t steps, const Shape& shape) const {
   return normal(block);
 }
 
+void ChainRng::fill_normal_block(at::Tensor& block, int64_t steps, const Shape& shape) const {
+  std::vector<int64_t> sizes{rows(), steps};
+  sizes.insert(sizes.end(), shape.begin(), shape.end());
+  if (!block.defined() || block.sizes() != at::IntArrayRef(sizes) || block.scalar_type() != dtype_ ||
+      !block.is_contiguous() || !block.device().is_cpu())
+    block = at::empty(sizes, at::TensorOptions().dtype(dtype_));
+  // at::randn(shape, gen) is empty(shape).normal_(0, 1, gen): on each chain's contiguous row, the same draws.
+  for (size_t i = 0; i < rows_.size(); ++i) block.select(0, static_cast<int64_t>(i)).normal_(0.0, 1.0, gens_[rows_[i]]);
+}
+
 at::Tensor ChainRng::uniform() const {
   std::vector<at::Tensor> us;
   us.reserve(rows_.size());

@@ -89,6 +89,10 @@ class ChainRng {
       : gens_(gens), rows_(rows), dtype_(dtype) {}
   at::Tensor normal(const Shape& shape) const;                       // [B, *shape]
   at::Tensor normal_block(int64_t steps, const Shape& shape) const;  // [B, steps, *shape]
+  // The draws of normal_block, written into `block` (reallocated only when its shape or dtype differ). Blocks above
+  // glibc's 32 MB mmap limit are fresh mappings the kernel zeroes page by page on every allocation; a kernel that
+  // keeps its block in its state pays that once per run.
+  void fill_normal_block(at::Tensor& block, int64_t steps, const Shape& shape) const;
   at::Tensor uniform() const;                                        // [B] float64 in [0, 1)
   int64_t rows() const { return static_cast<int64_t>(rows_.size()); }
 

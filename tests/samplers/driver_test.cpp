@@ -181,3 +181,30 @@ TEST_CASE("Single steps run the sampling phase of a kernel outside the driver's 
   CHECK(steps->nfe().forward == 2 * 3);  // the warm-up phase was entered, not run
   CHECK(make_sampler("exact")->single_steps(problem, 3, 5) == nullptr);
 }
+
+// ChainRng::fill_normal_block (DAPS's and ALMC's per-level noise): the draws normal_block returns, bit for bit, in
+// a block kept across calls (no fresh mapping per call); reallocated when the chains or the shape change.
+TEST_CASE("A filled normal block holds the draws of normal_block and keeps its storage", "[samplers][rng]") {
+  for (auto dtype : {at::kDouble, at::kFloat}) {
+    for (const Shape& shape : {Shape{8}, Shape{3, 5, 7}, Shape{800}}) {
+      INFO("dtype " << c10::toString(dtype) << ", " << shape_string(shape));
+      std::vector<at::Generator> g1{make_generator(3), make_generator(4), make_generator(5)};
+      std::vector<at::Generator> g2{make_generator(3), make_generator(4), make_generator(5)};
+      std::vector<int64_t> rows{0, 2};
+      ChainRng fresh(g1, rows, dtype), kept(g2, rows, dtype);
+      at::Tensor block;
+      for (int call = 0; call < 3; ++call) {
+        const auto expected = fresh.normal_block(21, shape);
+        const void* before = block.defined() ? block.data_ptr() : nullptr;
+        kept.fill_normal_block(block, 21, shape);
+        CHECK(at::equal(block, expected));
+        if (call > 0) CHECK(block.data_ptr() == before);
+      }
+      std::vector<int64_t> all{0, 1, 2};
+      ChainRng fresh3(g1, all, dtype), kept3(g2, all, dtype);
+      kept3.fill_normal_block(block, 21, shape);
+      CHECK(block.size(0) == 3);
+      CHECK(at::equal(block, fresh3.normal_block(21, shape)));
+    }
+  }
+}
