@@ -4,7 +4,8 @@
 the network evaluations per measurement of each row: forward-only / forward+backward (never summed: they
 cost different amounts), sampling and warm-up in separate columns.
 
-Usage: /usr/bin/python3 tools/sampler_table.py RESULTS.h5 [--metric sliced_wasserstein] [--spread se|ci95]
+Usage: /usr/bin/python3 tools/sampler_table.py RESULTS.h5 [--metric sliced_wasserstein] [--spread se|ci95] [--d-y N ...]
+  --d-y: only the problems with these measurement dimensions (columns; rows without any entry are left out).
   --spread ci95: mean ± 1.96 sd / sqrt(n) over the n measurements, the form of the published Gaussian-mixture
   benchmark (MCGdiff, Cardoso et al. 2024); se (default): mean ± sd / sqrt(n).
 Reads the file with h5py (Debian's python3-h5py, python3-yaml).
@@ -22,7 +23,7 @@ DEFAULTS_LEFT_OUT = {"name", "batch_size", "divergence_threshold"}
 
 
 # Options shown only when they differ from this value (added to every reverse diffusion after its rows had run).
-SHOWN_UNLESS = {"grid": "karras"}
+SHOWN_UNLESS = {"grid": "karras", "singular_floor": 0}
 
 
 def sampler_label(s):
@@ -52,6 +53,7 @@ def main():
     ap.add_argument("results")
     ap.add_argument("--metric", default="sliced_wasserstein")
     ap.add_argument("--spread", choices=("se", "ci95"), default="se")
+    ap.add_argument("--d-y", type=int, nargs="+", dest="d_y")
     args = ap.parse_args()
     table = collections.OrderedDict()
     nfe = {}
@@ -66,6 +68,8 @@ def main():
             # (experiments/gmm_grid.yaml, gmm_weights.yaml).
             prob = (cfg["prior"].get("dim"), cfg["task"].get("d_y"), cfg["prior"].get("sigma_max", 80.0),
                     cfg["prior"].get("weights", "random"))
+            if args.d_y and prob[1] not in args.d_y:
+                continue
             problems.add(prob)
             if label not in table:
                 table[label] = {}
