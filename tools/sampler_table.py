@@ -4,8 +4,8 @@
 the network evaluations per measurement of each row: forward-only / forward+backward (never summed: they
 cost different amounts), sampling and warm-up in separate columns.
 
-Usage: /usr/bin/python3 tools/sampler_table.py RESULTS.h5 [--metric sliced_wasserstein] [--spread se|ci95] [--d-y N ...]
-  --d-y: only the problems with these measurement dimensions (columns; rows without any entry are left out).
+Usage: /usr/bin/python3 tools/sampler_table.py RESULTS.h5 [--metric sliced_wasserstein] [--spread se|ci95] [--d-y N ...] [--dim D ...]
+  --d-y, --dim: only the problems with these measurement dimensions, or these prior dimensions.
   --spread ci95: mean ± 1.96 sd / sqrt(n) over the n measurements, the form of the published Gaussian-mixture
   benchmark (MCGdiff, Cardoso et al. 2024); se (default): mean ± sd / sqrt(n).
 Reads the file with h5py (Debian's python3-h5py, python3-yaml).
@@ -54,6 +54,7 @@ def main():
     ap.add_argument("--metric", default="sliced_wasserstein")
     ap.add_argument("--spread", choices=("se", "ci95"), default="se")
     ap.add_argument("--d-y", type=int, nargs="+", dest="d_y")
+    ap.add_argument("--dim", type=int, nargs="+")
     args = ap.parse_args()
     table = collections.OrderedDict()
     nfe = {}
@@ -68,7 +69,7 @@ def main():
             # (experiments/gmm_grid.yaml, gmm_weights.yaml).
             prob = (cfg["prior"].get("dim"), cfg["task"].get("d_y"), cfg["prior"].get("sigma_max", 80.0),
                     cfg["prior"].get("weights", "random"))
-            if args.d_y and prob[1] not in args.d_y:
+            if (args.d_y and prob[1] not in args.d_y) or (args.dim and prob[0] not in args.dim):
                 continue
             problems.add(prob)
             if label not in table:
