@@ -193,6 +193,18 @@ def series_columns(series):
     return ["sampler.name"] + [c for c in series if c != "sampler.name"]
 
 
+def lines(frame, scols, cost):
+    """The lines of a cost figure: (cells, label columns) per series; where several cost options vary within a series
+    (PnP-DM's num_steps and rho), the line runs along the one with the most values and the others split it."""
+    out = []
+    for sc in groups(frame, scols):
+        varying = [c for c in cost if c in sc and sc[c].dropna().astype(str).nunique() > 1]
+        along = max(varying, key=lambda c: sc[c].dropna().astype(str).nunique()) if varying else None
+        extra = [c for c in varying if c != along]
+        out += [(g, scols + extra) for g in groups(sc, extra)]
+    return out
+
+
 def groups(frame, columns):
     """The sub-frames of rows that agree on `columns` (NaN equal to NaN), in order of first appearance."""
     if not columns or frame.empty:
@@ -335,9 +347,9 @@ def figure_vs_nfe(df, cells, metric, out, written, name=None):
         title = label_of(first, panel_cols, short=False) or "all cells"
         positive = False
         hidden = 0
-        for i, sc in enumerate(groups(pc, scols)):
+        for sc, lcols in lines(pc, scols, cost):
             sc = sc.sort_values("nfe")
-            lab = label_of(sc.iloc[0], scols)
+            lab = label_of(sc.iloc[0], lcols)
             ok = sc[np.isfinite(sc["mean"])]
             hidden += len(sc) - len(ok)
             style = palette(lab)
@@ -361,8 +373,8 @@ def figure_vs_nfe(df, cells, metric, out, written, name=None):
         ax.grid(True, which="both", alpha=0.3)
     for pc in all_panels:
         if not any(pc is p for p in panels):
-            for sc in groups(pc, scols):
-                rows += csv_rows(sc, label_of(sc.iloc[0], scols))
+            for sc, lcols in lines(pc, scols, cost):
+                rows += csv_rows(sc, label_of(sc.iloc[0], lcols))
     shared_legend(fig, legend_ax, axes)
     save(fig, pd.DataFrame(rows), out, name or f"nfe_{slug(metric)}", written)
 
