@@ -68,21 +68,19 @@ class PermutationOrthogonal : public Orthogonal {
   at::Tensor perm_, inverse_;
 };
 
-// Q P for a base Q and a permutation P of the coordinates: coordinate j of the new spectral vector is coordinate
-// perm[j] of the base's.
+// Q P for a base Q and a permutation P of the coordinates (coordinate j of the new spectral vector is coordinate
+// perm[j] of the base's).
 class PermutedOrthogonal : public Orthogonal {
  public:
   PermutedOrthogonal(std::shared_ptr<const Orthogonal> base, at::Tensor perm)
-      : base_(std::move(base)), perm_(perm.to(at::kLong).contiguous()), inverse_(at::argsort(perm_)) {}
+      : base_(std::move(base)), p_(std::move(perm)) {}
   int64_t dim() const override { return base_->dim(); }
-  at::Tensor apply(const at::Tensor& c) const override { return base_->apply(c.index_select(1, inverse_.to(c.device()))); }
-  at::Tensor apply_transpose(const at::Tensor& v) const override {
-    return base_->apply_transpose(v).index_select(1, perm_.to(v.device()));
-  }
+  at::Tensor apply(const at::Tensor& c) const override { return base_->apply(p_.apply(c)); }
+  at::Tensor apply_transpose(const at::Tensor& v) const override { return p_.apply_transpose(base_->apply_transpose(v)); }
 
  private:
   std::shared_ptr<const Orthogonal> base_;
-  at::Tensor perm_, inverse_;
+  PermutationOrthogonal p_;
 };
 
 }  // namespace
